@@ -1,0 +1,9 @@
+"""WSGI entry point (gunicorn, waitress, or IIS through wfastcgi)."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
+
+application = get_wsgi_application()
