@@ -1,0 +1,66 @@
+"""Roles are groups with permission sets, created by migration and kept in sync (R7.2.4)."""
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+from django.core.management import call_command
+
+from crm.accounts import roles
+
+pytestmark = pytest.mark.django_db
+
+
+def perms(role):
+    return set(Group.objects.get(name=role).permissions.values_list("content_type__app_label", "codename"))
+
+
+def test_every_role_exists():
+    assert set(Group.objects.values_list("name", flat=True)) >= set(roles.ROLES)
+
+
+def test_administrator_holds_every_permission():
+    assert Group.objects.get(name=roles.ADMINISTRATOR).permissions.count() == Permission.objects.count()
+
+
+def test_scopes_and_sensitive_data_per_role():
+    assert ("accounts", "view_team_records") in perms(roles.SALES_MANAGER)
+    assert ("accounts", "view_sensitive_data") in perms(roles.SALES_MANAGER)
+    assert ("accounts", "view_sensitive_data") not in perms(roles.SALES_REP)
+    assert ("accounts", "view_all_records") not in perms(roles.SALES_REP)
+    assert ("accounts", "view_all_records") in perms(roles.ANALYST)
+    assert ("accounts", "view_sensitive_data") not in perms(roles.ANALYST)
+
+
+def test_sync_restores_a_tampered_role(capsys):
+    group = Group.objects.get(name=roles.SALES_REP)
+    group.permissions.add(Permission.objects.get(codename="view_sensitive_data"))
+    Group.objects.filter(name=roles.ANALYST).delete()
+    call_command("sync_roles")
+    assert ("accounts", "view_sensitive_data") not in perms(roles.SALES_REP)
+    assert Group.objects.filter(name=roles.ANALYST).exists()
+    assert "Analyst" in capsys.readouterr().out
+
+
+def test_grant_adds_permissions_and_rejects_unknown():
+    roles.grant(roles.SALES_REP, ["accounts.view_team"])
+    try:
+        roles.sync_roles()
+        assert ("accounts", "view_team") in perms(roles.SALES_REP)
+        roles.grant(roles.SALES_REP, ["accounts.no_such_perm"])
+        with pytest.raises(ValueError, match="no_such_perm"):
+            roles.sync_roles()
+    finally:
+        roles._granted[roles.SALES_REP].clear()
+        roles.sync_roles()
+
+
+def test_unknown_role_rejected():
+    with pytest.raises(ValueError, match="Unknown role"):
+        roles.grant("Wizard", ["accounts.view_user"])
+
+
+def test_role_labels_translate():
+    from django.utils import translation
+
+    with translation.override("en"):
+        assert str(roles.role_label(roles.SALES_REP)) == "Sales rep"
+    assert roles.role_label("Custom group") == "Custom group"
