@@ -224,6 +224,13 @@ BLIND_INDEX_KEY = _secret("BLIND_INDEX_KEY", _DEV_BLIND_INDEX_KEY)
 # Audit ledger signing key (Ed25519, PEM). Created by `manage.py create_audit_key`.
 AUDIT_SIGNING_KEY_PATH = env.path("AUDIT_SIGNING_KEY_PATH", default=BASE_DIR / "var" / "audit_ed25519.pem")
 AUDIT_CHECKPOINT_EVERY = env.int("AUDIT_CHECKPOINT_EVERY", default=1000)
+# Fingerprints of retired signing keys whose old checkpoints are still trusted.
+AUDIT_TRUSTED_KEY_IDS = env.list("AUDIT_TRUSTED_KEY_IDS", default=[])
+
+# Jobs and links ------------------------------------------------------------------------------
+JOBS_RETENTION_DAYS = env.int("JOBS_RETENTION_DAYS", default=30)
+# Absolute base URL for links in emails, e.g. https://crm.example.com (no trailing slash).
+SITE_URL = env.str("SITE_URL", default="")
 
 # Email -------------------------------------------------------------------------------------------
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
@@ -243,6 +250,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60 * 60}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 

@@ -22,7 +22,6 @@ urlpatterns = [
     path("marketing/", include("marketing.urls")),
     path("service/", include("service.urls")),
     path("analytics/", include("analytics.urls")),
-    path("i18n/", include("django.conf.urls.i18n")),
     path("jsi18n/", login_not_required(JavaScriptCatalog.as_view()), name="javascript-catalog"),
     path(settings.ADMIN_URL, admin.site.urls),
 ]

@@ -22,4 +22,7 @@ STORAGES = {
 MEDIA_ROOT = BASE_DIR / "reports" / "media"
 AUDIT_SIGNING_KEY_PATH = BASE_DIR / "reports" / "keys" / "audit_ed25519.pem"
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Tests run tasks inline even when the environment names a broker; the broker tests opt out.
+CELERY_TASK_ALWAYS_EAGER = True
+WHITENOISE_AUTOREFRESH = True
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]

@@ -2,18 +2,20 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.utils.translation import gettext_lazy as _
 
+from crm.core.audit.admin import AuditedModelAdmin
+
 from .models import Team, User
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(AuditedModelAdmin):
     list_display = ["name", "leader", "created_at"]
     search_fields = ["name"]
     autocomplete_fields = ["leader"]
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
     list_display = [
         "username",
         "display_name",

@@ -9,6 +9,7 @@ EXEMPT_URL_NAMES = {
     "accounts:two-factor-verify",
     "accounts:two-factor-setup",
     "set_language",
+    "core:set-language",
     "javascript-catalog",
     "healthz",
 }

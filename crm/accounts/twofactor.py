@@ -6,8 +6,12 @@ REQUIRE_2FA_FOR_ADMINS is on). TwoFactorMiddleware then keeps them on the verify
 until done, so the check costs no query on ordinary requests.
 """
 
+import base64
+
+import qrcode
 from django.conf import settings
 from django_otp import user_has_device
+from qrcode.image.svg import SvgPathImage
 
 from .roles import ADMINISTRATOR
 
@@ -31,3 +35,46 @@ def remember_requirement(request, user) -> None:
 def clear_requirement(request) -> None:
     request.session[SESSION_VERIFY] = False
     request.session[SESSION_SETUP] = False
+
+
+def secret_base32(device) -> str:
+    """The device secret in base32, grouped by four for typing into an authenticator app."""
+    raw = base64.b32encode(device.bin_key).decode("ascii").rstrip("=")
+    return " ".join(raw[i : i + 4] for i in range(0, len(raw), 4))
+
+
+def qr_code_data_uri(device) -> str:
+    """The otpauth:// URL of ``device`` as a QR code: an SVG drawn on the server, as a data: URI.
+
+    The page shows it with <img src="data:...">, which the Content-Security-Policy allows
+    (img-src data:), so no markup is injected into the page.
+    """
+    image = qrcode.make(device.config_url, image_factory=SvgPathImage, box_size=10, border=2)
+    svg = image.to_string(encoding="utf-8")
+    return "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")
+
+
+def looks_like_totp(token: str) -> bool:
+    return token.isdigit() and len(token) == 6
+
+
+def verify_code(user, token: str):
+    """Check a TOTP code (6 digits) or a backup code against the user's confirmed devices.
+
+    Returns ``(device, throttled)``: the device that accepted the code (None if none did), and
+    whether a device refused to check because of too many recent failures.
+    """
+    from django_otp.plugins.otp_static.models import StaticDevice
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    token = "".join(token.split()).lower()
+    model = TOTPDevice if looks_like_totp(token) else StaticDevice
+    throttled = False
+    for device in model.objects.filter(user=user, confirmed=True).order_by("pk"):
+        allowed, _info = device.verify_is_allowed()
+        if not allowed:
+            throttled = True
+            continue
+        if device.verify_token(token):
+            return device, False
+    return None, throttled

@@ -1,0 +1,106 @@
+"""Cached reads of the region tree. Regions never change at runtime, so after warm-up these cost no query.
+
+Entries live in the default cache under a generation number; ``manage.py load_regions`` bumps the
+generation (``invalidate()``), which retires every entry at once on every node sharing the cache.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.core.cache import cache
+
+from .models import Region
+
+CODE_RE = re.compile(r"^\d{6}$")
+_GENERATION_KEY = "regions:generation"
+_TIMEOUT = None  # forever: the data only changes through load_regions, which invalidates
+
+
+def _key(kind: str, code: str = "") -> str:
+    generation = cache.get(_GENERATION_KEY)
+    if generation is None:
+        generation = 1
+        cache.add(_GENERATION_KEY, generation, _TIMEOUT)
+    return f"regions:{generation}:{kind}:{code}"
+
+
+def invalidate() -> None:
+    """Forget every cached region (call after changing the table)."""
+    try:
+        cache.incr(_GENERATION_KEY)
+    except ValueError:
+        cache.set(_GENERATION_KEY, 2, _TIMEOUT)
+
+
+def is_valid_code(code) -> bool:
+    return isinstance(code, str) and bool(CODE_RE.match(code))
+
+
+def provinces() -> list[Region]:
+    """Province-level units in display order."""
+    key = _key("children", "root")
+    rows = cache.get(key)
+    if rows is None:
+        rows = list(Region.objects.filter(parent__isnull=True).order_by("sort_order", "code"))
+        cache.set(key, rows, _TIMEOUT)
+    return rows
+
+
+def children(code: str | None) -> list[Region]:
+    """Direct children of the region ``code`` (provinces for ``None``/""); [] for an unknown code."""
+    if not code:
+        return provinces()
+    code = str(code)
+    if not is_valid_code(code):
+        return []
+    key = _key("children", code)
+    rows = cache.get(key)
+    if rows is None:
+        rows = list(Region.objects.filter(parent_id=code).order_by("sort_order", "code"))
+        cache.set(key, rows, _TIMEOUT)
+    return rows
+
+
+def get_region(code) -> Region | None:
+    """The region with this code, or None. Accepts a Region (returned as is) or a code."""
+    if isinstance(code, Region):
+        return code
+    if code is None:
+        return None
+    code = str(code)
+    if not is_valid_code(code):
+        return None  # never query (or cache) arbitrary input
+    key = _key("region", code)
+    region = cache.get(key)
+    if region is None:
+        region = Region.objects.filter(pk=code).first()
+        if region is None:
+            return None  # misses are not cached: well-formed but unknown codes are rare
+        cache.set(key, region, _TIMEOUT)
+    return region
+
+
+def region_path(code) -> list[Region]:
+    """[province, city, district] down to ``code``; [] for an unknown code."""
+    region = get_region(code)
+    return region.path if region else []
+
+
+def parent_codes() -> frozenset[str]:
+    """Codes of every region that has children (one query, then cached)."""
+    key = _key("parents")
+    codes = cache.get(key)
+    if codes is None:
+        codes = frozenset(Region.objects.filter(parent__isnull=False).values_list("parent_id", flat=True))
+        cache.set(key, codes, _TIMEOUT)
+    return codes
+
+
+def has_children(code) -> bool:
+    return str(getattr(code, "code", code)) in parent_codes()
+
+
+def is_leaf(code) -> bool:
+    """True for a known region without children (a district, or a city without districts)."""
+    return get_region(code) is not None and not has_children(code)
