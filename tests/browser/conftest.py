@@ -88,7 +88,7 @@ def login(page, username: str, password: str):
     page.goto("/accounts/login/")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
-    page.locator("form button[type=submit]").first.click()
+    page.locator("form:has(input[name=password]) button[type=submit]").first.click()
     page.wait_for_load_state("networkidle")
 
 
