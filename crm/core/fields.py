@@ -121,10 +121,10 @@ def index_value(kind: str, plaintext: str, *, last4: bool = False) -> str:
     The purpose depends only on the kind, so the same phone gives the same index in every table
     (customers, leads, contacts), which is what duplicate detection across tables needs.
     """
-    normalized = crypto.NORMALIZERS[kind](plaintext)
     if last4:
-        return crypto.blind_index(crypto.last_four_digits(normalized), purpose=f"{kind}-last4")
-    return crypto.blind_index(normalized, purpose=kind)
+        # The last four digits of the raw text: normalising "0004" alone would give "+04".
+        return crypto.blind_index(crypto.last_four_digits(plaintext), purpose=f"{kind}-last4")
+    return crypto.blind_index(crypto.NORMALIZERS[kind](plaintext), purpose=kind)
 
 
 def blind_index_fields(model, source: str) -> dict[bool, BlindIndexField]:
@@ -144,11 +144,13 @@ def sensitive_q(model, field_name: str, term: str, *, prefix: str = "") -> Q:
     indexes = blind_index_fields(model, field_name)
     if False not in indexes:
         raise FieldError(f"{model.__name__}.{field_name} has no BlindIndexField")
-    normalized = crypto.NORMALIZERS[field.kind](term or "")
+    term = (term or "").strip()
+    if field.kind == "phone" and True in indexes and term.isdigit() and len(term) == 4:
+        # Checked before normalising: "0086..." handling would turn "0004" into "+04".
+        return Q(**{f"{prefix}{indexes[True].name}": index_value("phone", term, last4=True)})
+    normalized = crypto.NORMALIZERS[field.kind](term)
     if not normalized:
         return Q(pk__in=[])
-    if field.kind == "phone" and True in indexes and normalized.isdigit() and len(normalized) == 4:
-        return Q(**{f"{prefix}{indexes[True].name}": index_value("phone", normalized, last4=True)})
     return Q(**{f"{prefix}{indexes[False].name}": index_value(field.kind, normalized)})
 
 

@@ -68,6 +68,12 @@ def test_exact_and_last_four_lookup():
     assert not Record.objects.filter(sensitive_q(Record, "phone", "")).exists()
 
 
+def test_last_four_starting_with_zeros():
+    target = Record.objects.create(name="t", phone="13800000004")
+    assert list(Record.objects.filter(sensitive_q(Record, "phone", "0004"))) == [target]
+    assert list(Record.objects.filter(sensitive_q(Record, "phone", " 0004 "))) == [target]
+
+
 def test_same_phone_same_index_across_tables(make_user):
     user = make_user(mobile="13812345678")
     Record.objects.create(name="r", phone="13812345678")
