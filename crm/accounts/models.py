@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from crm.core.fields import BlindIndexField, EncryptedField
 from crm.core.models import TimeStampedModel
+from crm.core.validators import validate_mobile
 
 
 @lru_cache(maxsize=1)
@@ -53,7 +54,7 @@ class Team(TimeStampedModel):
 
 class User(AbstractUser):
     display_name = models.CharField(_("display name"), max_length=100, blank=True)
-    mobile = EncryptedField(_("mobile phone"), kind="phone")
+    mobile = EncryptedField(_("mobile phone"), kind="phone", validators=[validate_mobile])
     mobile_index = BlindIndexField(source="mobile")
     mobile_last4_index = BlindIndexField(source="mobile", last4=True)
     language = models.CharField(

@@ -64,3 +64,60 @@ def test_role_labels_translate():
     with translation.override("en"):
         assert str(roles.role_label(roles.SALES_REP)) == "Sales rep"
     assert roles.role_label("Custom group") == "Custom group"
+
+
+def test_administrator_role_grants_admin_access_however_given(make_user):
+    user = make_user(roles.SALES_REP)
+    assert not user.is_staff
+    user.groups.add(Group.objects.get(name=roles.ADMINISTRATOR))
+    user.refresh_from_db()
+    assert user.is_staff
+    user.groups.remove(Group.objects.get(name=roles.ADMINISTRATOR))
+    user.refresh_from_db()
+    assert not user.is_staff
+
+
+@pytest.mark.parametrize(
+    ("password", "ok"),
+    [
+        ("abcdefGHIJ", False),
+        ("1234567890", False),
+        ("!!!!????##", False),
+        ("Crm-shop", True),
+        ("shop2026x", True),
+    ],
+)
+def test_password_must_mix_letters_with_digits_or_symbols(password, ok):
+    from django.core.exceptions import ValidationError
+
+    from crm.accounts.validators import CharacterClassValidator
+
+    if ok:
+        CharacterClassValidator().validate(password)
+    else:
+        with pytest.raises(ValidationError, match="letters"):
+            CharacterClassValidator().validate(password)
+
+
+def test_admin_user_form_rejects_invalid_mobile(admin_user, client):
+    from crm.accounts.models import User
+
+    client.force_login(admin_user)
+    target = User.objects.create_user(username="target", password="x-Password-1")
+    url = f"/admin/accounts/user/{target.pk}/change/"
+    page = client.get(url)
+    assert page.status_code == 200
+    data = {
+        "username": "target",
+        "mobile": "12345",
+        "language": "zh-hans",
+        "time_zone": "Asia/Shanghai",
+        "is_active": "on",
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "00:00:00",
+    }
+    response = client.post(url, data)
+    assert response.status_code == 200  # re-rendered with the error
+    assert response.context["adminform"].form.errors["mobile"]
+    target.refresh_from_db()
+    assert target.mobile == ""

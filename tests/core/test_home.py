@@ -42,7 +42,7 @@ def test_home_renders_for_every_role(role, make_user, client_for):
     response = client_for(user).get(HOME)
     assert response.status_code == 200
     html = response.content.decode()
-    assert re.search(r"Good (morning|afternoon|evening), 王小明", html)
+    assert re.search(r"(早上好|下午好|晚上好)，王小明", html)  # zh-hans is the default language
     assert str(roles.role_label(role)) in html
     assert 'id="crm-sidebar"' in html
 
@@ -117,7 +117,7 @@ def test_home_shows_nav_tiles_for_permitted_entries_only(make_user, client_for, 
 def test_home_empty_state_without_widgets(rep, client_for):
     """R5.6.3: with no widget registered the page explains what will appear."""
     html = client_for(rep).get(HOME).content.decode()
-    assert "Your tasks, leads and tickets will appear here." in html
+    assert "您的任务、线索和工单将显示在这里。" in html
 
 
 def test_home_renders_registered_widgets(rep, client_for, temp_registry):
@@ -141,7 +141,7 @@ def test_home_renders_registered_widgets(rep, client_for, temp_registry):
     assert "Widget for rep1" in html
     assert "bi-star" in html
     assert "hidden widget" not in html
-    assert "Your tasks, leads and tickets will appear here." not in html
+    assert "您的任务、线索和工单将显示在这里。" not in html
 
 
 def test_failing_widget_does_not_break_home(rep, client_for, temp_registry, settings):
@@ -154,7 +154,7 @@ def test_failing_widget_does_not_break_home(rep, client_for, temp_registry, sett
     temp_registry.widget(HomeWidget(key="w-boom", template="core/home.html", get_context=boom))
     response = client_for(rep).get(HOME)
     assert response.status_code == 200
-    assert "This section could not be loaded." in response.content.decode()
+    assert "此部分内容无法加载，请稍后重试。" in response.content.decode()
 
 
 def test_home_in_english_for_english_user(make_user, client_for):

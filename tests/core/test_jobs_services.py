@@ -49,6 +49,15 @@ def run_users_export(owner, capture):
 # Registry ---------------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def english(rep):
+    """These tests read job messages; they run in English (the owner's language decides)."""
+    rep.language = "en"
+    rep.save(update_fields=["language"])
+    with translation.override("en"):
+        yield
+
+
 def test_builtin_kind_and_nav_item_are_registered():
     """R5.6.1: the users export kind and the "My jobs" navigation entry come from JobsConfig.ready()."""
     kind = get_job_kind(USERS_EXPORT)
@@ -172,7 +181,7 @@ def test_run_job_success_stores_file_and_notifies_owner(rep):
 
     assert services.run_job(job.pk, work) == Job.Status.SUCCEEDED
     job.refresh_from_db()
-    assert seen["language"] == "zh-hans"  # the owner's language
+    assert seen["language"] == "en"  # the owner's language (set by the english fixture), not the default
     assert job.status == Job.Status.SUCCEEDED
     assert job.progress == 100
     assert job.result_name == "报表.txt"

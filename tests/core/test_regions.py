@@ -456,44 +456,35 @@ urlpatterns = _urlpatterns()
 @pytest.mark.urls(__name__)
 @pytest.mark.skipif(not shutil.which(CHROMIUM), reason="Debian chromium not installed")
 @pytest.mark.django_db(transaction=True)
-def test_chained_selects_in_a_browser(live_server, rep):
+def test_chained_selects_in_a_browser(live_server, rep, browser):
     """R5.6.3: choosing a province loads its cities via htmx, a city its districts; CSP stays clean."""
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from django.conf import settings
     from django.test import Client
-    from playwright.sync_api import sync_playwright
 
     ensure_loaded()  # transactional tests may have flushed the table
     client = Client()
     client.force_login(rep)
     session_id = client.cookies[settings.SESSION_COOKIE_NAME].value
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic"]
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
-        try:
-            context = browser.new_context(viewport={"width": 390, "height": 844})
-            context.add_cookies(
-                [{"name": settings.SESSION_COOKIE_NAME, "value": session_id, "url": live_server.url}]
-            )
-            page = context.new_page()
-            errors = []
-            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-            page.goto(live_server.url + "/regions-demo/")
-            page.select_option("#id_region_0", "330000")
-            page.wait_for_selector('#id_region_1 option[value="330100"]', state="attached")
-            page.select_option("#id_region_1", "330100")
-            page.wait_for_selector('#id_region_2 option[value="330106"]', state="attached")
-            page.select_option("#id_region_2", "330106")
-            assert page.eval_on_selector("#id_region_2", "e => e.value") == "330106"
-            page.select_option("#id_region_0", "310000")
-            page.wait_for_selector('#id_region_1 option[value="310100"]', state="attached")
-            assert page.eval_on_selector("#id_region_2", "e => e.options.length") == 1  # district reset
-            root = "document.documentElement"
-            overflow = page.evaluate(f"{root}.scrollWidth - {root}.clientWidth")
-            assert overflow <= 0  # fits a 390px phone
-            assert not [e for e in errors if "Content Security Policy" in e or "Refused" in e], errors
-        finally:
-            browser.close()
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session_id, "url": live_server.url}])
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.goto(live_server.url + "/regions-demo/")
+    page.select_option("#id_region_0", "330000")
+    page.wait_for_selector('#id_region_1 option[value="330100"]', state="attached")
+    page.select_option("#id_region_1", "330100")
+    page.wait_for_selector('#id_region_2 option[value="330106"]', state="attached")
+    page.select_option("#id_region_2", "330106")
+    assert page.eval_on_selector("#id_region_2", "e => e.value") == "330106"
+    page.select_option("#id_region_0", "310000")
+    page.wait_for_selector('#id_region_1 option[value="310100"]', state="attached")
+    assert page.eval_on_selector("#id_region_2", "e => e.options.length") == 1  # district reset
+    root = "document.documentElement"
+    overflow = page.evaluate(f"{root}.scrollWidth - {root}.clientWidth")
+    assert overflow <= 0  # fits a 390px phone
+    assert not [e for e in errors if "Content Security Policy" in e or "Refused" in e], errors
 
 
 def test_admin_lists_and_searches_regions(client_for, admin_user, rep):

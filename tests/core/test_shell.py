@@ -448,59 +448,47 @@ CHROMIUM = "/usr/bin/chromium"
 @pytest.mark.browser
 @pytest.mark.skipif(not shutil.which(CHROMIUM), reason="Debian chromium not installed")
 @pytest.mark.django_db(transaction=True)
-def test_no_horizontal_overflow_and_menu_works(live_server):
+def test_no_horizontal_overflow_and_menu_works(live_server, browser):
     """R5.6.2: at 390, 820 and 1440 px nothing overflows; below 992px the menu is an offcanvas."""
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from django.test import Client
-    from playwright.sync_api import sync_playwright
 
     user = UserFactory(username="shell-admin", display_name="测试管理员", is_staff=True, is_superuser=True)
     client = Client()
     client.force_login(user)
     session_id = client.cookies[settings.SESSION_COOKIE_NAME].value
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
-    args += ["--disable-sync", "--no-first-run", "--disable-quic"]
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
-        try:
-            for width, phone_menu in ((390, True), (820, True), (1440, False)):
-                context = browser.new_context(viewport={"width": width, "height": 844})
-                context.add_cookies(
-                    [{"name": settings.SESSION_COOKIE_NAME, "value": session_id, "url": live_server.url}]
-                )
-                page = context.new_page()
-                violations = []
-                page.on(
-                    "console", lambda msg, v=violations: v.append(msg.text) if msg.type == "error" else None
-                )
-                for path in ("/", "/no-such-page/"):
-                    page.goto(live_server.url + path)
-                    page.wait_for_load_state("networkidle")
-                    overflow = page.evaluate(
-                        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-                    )
-                    assert overflow <= 0, f"{path} overflows by {overflow}px at {width}px"
-                page.goto(live_server.url + "/")
-                page.wait_for_load_state("networkidle")
-                sidebar = page.locator("#crm-sidebar")
-                toggle = page.locator('[data-bs-toggle="offcanvas"][data-bs-target="#crm-sidebar"]')
-                if phone_menu:
-                    assert not sidebar.is_visible()
-                    toggle.click()
-                    page.wait_for_selector("#crm-sidebar.show")
-                    assert page.locator("#crm-sidebar .nav-link.active").is_visible()
-                else:
-                    assert not toggle.is_visible()
-                    assert sidebar.is_visible()
-                # Bootstrap Icons font loaded, htmx loaded, and no CSP violations reported.
-                assert page.evaluate("document.fonts.check('16px bootstrap-icons')")
-                assert page.evaluate(
-                    "typeof window.htmx === 'object' && typeof window.bootstrap === 'object'"
-                )
-                assert not [v for v in violations if "Content Security Policy" in v], violations
-                context.close()
-        finally:
-            browser.close()
+    for width, phone_menu in ((390, True), (820, True), (1440, False)):
+        context = browser.new_context(viewport={"width": width, "height": 844})
+        context.add_cookies(
+            [{"name": settings.SESSION_COOKIE_NAME, "value": session_id, "url": live_server.url}]
+        )
+        page = context.new_page()
+        violations = []
+        page.on("console", lambda msg, v=violations: v.append(msg.text) if msg.type == "error" else None)
+        for path in ("/", "/no-such-page/"):
+            page.goto(live_server.url + path)
+            page.wait_for_load_state("networkidle")
+            overflow = page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 0, f"{path} overflows by {overflow}px at {width}px"
+        page.goto(live_server.url + "/")
+        page.wait_for_load_state("networkidle")
+        sidebar = page.locator("#crm-sidebar")
+        toggle = page.locator('[data-bs-toggle="offcanvas"][data-bs-target="#crm-sidebar"]')
+        if phone_menu:
+            assert not sidebar.is_visible()
+            toggle.click()
+            page.wait_for_selector("#crm-sidebar.show")
+            assert page.locator("#crm-sidebar .nav-link.active").is_visible()
+        else:
+            assert not toggle.is_visible()
+            assert sidebar.is_visible()
+        # Bootstrap Icons font loaded, htmx loaded, and no CSP violations reported.
+        assert page.evaluate("document.fonts.check('16px bootstrap-icons')")
+        assert page.evaluate("typeof window.htmx === 'object' && typeof window.bootstrap === 'object'")
+        assert not [v for v in violations if "Content Security Policy" in v], violations
+        context.close()
 
 
 def test_favicon_redirects_to_static_svg(client, db):
