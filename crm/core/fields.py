@@ -154,11 +154,15 @@ def sensitive_q(model, field_name: str, term: str, *, prefix: str = "") -> Q:
     return Q(**{f"{prefix}{indexes[False].name}": index_value(field.kind, normalized)})
 
 
-def encrypted_fields_by_model():
-    """Every concrete model that has encrypted fields, with those fields."""
+def fields_by_model(field_class) -> dict:
+    """Every concrete model that has fields of ``field_class``, with those fields."""
     result = {}
     for model in apps.get_models():
-        fields = [f for f in model._meta.concrete_fields if isinstance(f, EncryptedField)]
+        fields = [f for f in model._meta.concrete_fields if isinstance(f, field_class)]
         if fields:
             result[model] = fields
     return result
+
+
+def encrypted_fields_by_model() -> dict:
+    return fields_by_model(EncryptedField)

@@ -15,13 +15,12 @@ from __future__ import annotations
 from functools import reduce
 from operator import or_
 
-from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 from django.db import models, transaction
 from django.db.models import ExpressionWrapper, F, Q, Value
 
 from crm.core import crypto
-from crm.core.fields import BlindIndexField, encrypted_fields_by_model, index_value
+from crm.core.fields import BlindIndexField, encrypted_fields_by_model, fields_by_model, index_value
 
 RAW_PREFIX = "_raw_"
 
@@ -69,12 +68,7 @@ def rotate_model(model, fields, *, ring: crypto.KeyRing, batch_size: int = 1000,
 
 
 def blind_index_fields_by_model():
-    result = {}
-    for model in apps.get_models():
-        fields = [f for f in model._meta.concrete_fields if isinstance(f, BlindIndexField)]
-        if fields:
-            result[model] = fields
-    return result
+    return fields_by_model(BlindIndexField)
 
 
 def reindex_model(model, fields, *, batch_size: int = 1000, dry_run: bool = False):
