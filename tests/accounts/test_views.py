@@ -377,3 +377,11 @@ def test_login_view_class_is_used():
     from django.urls import resolve
 
     assert resolve(LOGIN).func.view_class is LoginView
+
+
+def test_login_page_costs_no_query(client, db, django_assert_num_queries):
+    """R6.2.4: the anonymous sign-in page renders without touching the database."""
+    client.get(reverse("accounts:login"))
+    with django_assert_num_queries(0):
+        response = client.get(reverse("accounts:login"))
+    assert response.status_code == 200

@@ -54,11 +54,11 @@ def test_home_anonymous_redirected_to_login(client, db):
     assert response["Location"].startswith(reverse("accounts:login"))
 
 
-def test_home_query_budget(rep, client_for, django_assert_max_num_queries):
-    """R6.2.4: the home page costs a small fixed number of queries (session, user, roles, ...)."""
+def test_home_query_budget(rep, client_for, django_assert_num_queries):
+    """R6.2.4: the home page costs exactly 5 queries: session, user, user and group permissions, roles."""
     client = client_for(rep)
     client.get(HOME)  # warm per-process caches (e.g. the unread-notification count)
-    with django_assert_max_num_queries(5) as captured:
+    with django_assert_num_queries(5) as captured:
         response = client.get(HOME)
     assert response.status_code == 200
     sql = " ".join(q["sql"] for q in captured.captured_queries)
