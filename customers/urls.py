@@ -1,5 +1,14 @@
-"""URLs of the customers app (R-IDs in docs/traceability.md). Pages arrive with their issue."""
+"""URLs of the customers app (R5.1). Each views module contributes its own patterns."""
+
+from .views import detail, duplicates, imports, lists, pools, records
 
 app_name = "customers"
 
-urlpatterns: list = []
+urlpatterns = [
+    *lists.urlpatterns,
+    *records.urlpatterns,
+    *detail.urlpatterns,
+    *pools.urlpatterns,
+    *duplicates.urlpatterns,
+    *imports.urlpatterns,
+]

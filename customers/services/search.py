@@ -1,0 +1,90 @@
+"""Name search tokens (R5.1.2): find a customer by any fragment of the name, fast, on any database.
+
+A name is broken into tokens stored in CustomerSearchToken:
+* every CJK character and every pair of neighbouring CJK characters ("张伟明" -> 张, 伟, 明, 张伟, 伟明);
+* every prefix (2 to 16 characters) of every Latin/digit word, lower-cased ("Zhou Emma" -> zh, zho,
+  zhou, em, emm, emma).
+A search term is tokenised the same way (CJK runs as bigrams, or the single character; Latin words
+as themselves, cut to 16) and a customer matches when it has every token of the term.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.db.models import Count, QuerySet
+
+from ..models import Customer, CustomerSearchToken
+
+MAX_TOKEN = 16
+_CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_CJK_RUN = re.compile(f"[{_CJK}]+")
+_WORD = re.compile(r"[0-9a-z]+")
+
+
+def _cjk_runs(text: str) -> list[str]:
+    return _CJK_RUN.findall(text)
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(re.sub(f"[{_CJK}]", " ", text.lower()))
+
+
+def name_tokens(name: str) -> set[str]:
+    """The tokens stored for a name."""
+    tokens: set[str] = set()
+    for run in _cjk_runs(name or ""):
+        tokens.update(run)
+        tokens.update(run[i : i + 2] for i in range(len(run) - 1))
+    for word in _words(name or ""):
+        if len(word) == 1:
+            tokens.add(word)
+        tokens.update(word[:n] for n in range(2, min(len(word), MAX_TOKEN) + 1))
+    return tokens
+
+
+def query_tokens(term: str) -> set[str]:
+    """The tokens a search term must all match (empty: the term cannot be searched by name)."""
+    tokens: set[str] = set()
+    for run in _cjk_runs(term or ""):
+        if len(run) == 1:
+            tokens.add(run)
+        else:
+            tokens.update(run[i : i + 2] for i in range(len(run) - 1))
+    for word in _words(term or ""):
+        tokens.add(word[:MAX_TOKEN])
+    return tokens
+
+
+def rebuild_tokens(customer: Customer) -> None:
+    """Replace the stored tokens of one customer (call after its name changes)."""
+    wanted = name_tokens(customer.name)
+    existing = set(CustomerSearchToken.objects.filter(customer=customer).values_list("token", flat=True))
+    stale = existing - wanted
+    if stale:
+        CustomerSearchToken.objects.filter(customer=customer, token__in=stale).delete()
+    CustomerSearchToken.objects.bulk_create(
+        [CustomerSearchToken(customer=customer, token=t) for t in sorted(wanted - existing)]
+    )
+
+
+def tokens_for_bulk(customers) -> list[CustomerSearchToken]:
+    """Token rows for freshly bulk-created customers (seeding, imports)."""
+    return [CustomerSearchToken(customer_id=c.pk, token=t) for c in customers for t in name_tokens(c.name)]
+
+
+def filter_by_name(queryset: QuerySet, term: str) -> QuerySet:
+    """Customers of ``queryset`` whose name contains every token of ``term``."""
+    tokens = query_tokens(term)
+    if not tokens:
+        return queryset.none()
+    if len(tokens) == 1:
+        return queryset.filter(search_tokens__token=next(iter(tokens)))
+    matching = (
+        CustomerSearchToken.objects.filter(token__in=tokens)
+        .values("customer_id")
+        .annotate(hits=Count("token", distinct=True))
+        .filter(hits=len(tokens))
+        .values("customer_id")
+    )
+    return queryset.filter(pk__in=matching)

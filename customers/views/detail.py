@@ -1,0 +1,3 @@
+"""Views: detail (being built)."""
+
+urlpatterns: list = []

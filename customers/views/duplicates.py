@@ -1,0 +1,3 @@
+"""Views: duplicates (being built)."""
+
+urlpatterns: list = []

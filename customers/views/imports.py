@@ -1,0 +1,3 @@
+"""Views: imports (being built)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Views: lists (being built)."""
+
+urlpatterns: list = []

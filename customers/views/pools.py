@@ -1,0 +1,3 @@
+"""Views: pools (being built)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Views: records (being built)."""
+
+urlpatterns: list = []
