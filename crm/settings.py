@@ -229,6 +229,8 @@ AUDIT_TRUSTED_KEY_IDS = env.list("AUDIT_TRUSTED_KEY_IDS", default=[])
 
 # Jobs and links ------------------------------------------------------------------------------
 JOBS_RETENTION_DAYS = env.int("JOBS_RETENTION_DAYS", default=30)
+# Exports up to this many rows download at once; larger ones run as a background job.
+EXPORT_INLINE_LIMIT = env.int("EXPORT_INLINE_LIMIT", default=5000)
 # Absolute base URL for links in emails, e.g. https://crm.example.com (no trailing slash).
 SITE_URL = env.str("SITE_URL", default="")
 

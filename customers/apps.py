@@ -52,7 +52,10 @@ class CustomersConfig(AppConfig):
 
     def ready(self) -> None:
         from crm.accounts import roles
-        from crm.core.registry import NavItem, registry
+        from crm.core.registry import DemoStep, NavItem, registry
+
+        from .demo import seed_customers
+        from .services import bulk, exports, imports  # noqa: F401  (register their job kinds and Celery tasks)
 
         roles.grant(roles.SALES_REP, READ + OWN_FILTERS + EDIT)
         roles.grant(roles.SALES_MANAGER, READ + OWN_FILTERS + EDIT + MANAGE)
@@ -91,6 +94,7 @@ class CustomersConfig(AppConfig):
         )
         roles.grant(roles.ANALYST, READ + OWN_FILTERS)
 
+        registry.add_demo_step(DemoStep(key="customers", run=seed_customers, order=10))
         registry.add_nav(
             NavItem(
                 key="customers",
@@ -109,5 +113,15 @@ class CustomersConfig(AppConfig):
                 icon="inboxes",
                 order=11,
                 permission="customers.view_customerpool",
+            )
+        )
+        registry.add_nav(
+            NavItem(
+                key="customer-duplicates",
+                label=_("Duplicates"),
+                url_name="customers:duplicate-list",
+                icon="union",
+                order=12,
+                permission="customers.merge_customer",
             )
         )

@@ -4,12 +4,18 @@
     python -m tests.perf.run --requests 500 --db-url mysql://root@127.0.0.1:3306/crm_perf
     python -m tests.perf.run --mode seed-scale --scale 1 10 30
     python -m tests.perf.run --debug                  # with DEBUG on, like the quick start
+    python -m tests.perf.run --mode wsgi --db-url mysql://root@127.0.0.1:3306/crm_perf   # real server
+    python -m tests.perf.run --mode export-memory --db-url mysql://root@127.0.0.1:3306/crm_perf
 
 The application runs in-process behind Django's test Client (no network, no web server), so the
 numbers are the server's own time per request: middleware, view, queries, template. Each run
 migrates and seeds a database (a temporary SQLite file unless --db-url is given; that database is
 migrated and seeded idempotently, so use a disposable one), warms up, then times every page.
 Results are printed and written to reports/perf/<mode>-<timestamp>.json (and <mode>-latest.json).
+
+``--mode wsgi`` (tests/perf/wsgi.py) instead serves the customer pages from waitress or gunicorn with
+DEBUG off and times them over HTTP, signed in through the login form; it uses the database as it is.
+``--mode export-memory`` measures the peak memory of exporting every customer (tests/perf/export.py).
 
 To add a page, append a ``Page`` to ``PAGES``: a name, a URL (or a callable returning one, given
 the logged-in user), and the demo user to log in as (None = anonymous).
@@ -237,21 +243,47 @@ def run_seed_one(args) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.perf.run", description=__doc__.split("\n")[0])
-    parser.add_argument("--mode", choices=["pages", "seed-scale", "_seed-one"], default="pages")
+    parser.add_argument(
+        "--mode", choices=["pages", "seed-scale", "wsgi", "export-memory", "_seed-one"], default="pages"
+    )
     parser.add_argument("--db-url", help="database to use (default: a new temporary SQLite file)")
     parser.add_argument("--requests", type=int, default=200, help="timed requests per page (default 200)")
     parser.add_argument("--warmup", type=int, default=20, help="untimed requests per page first (default 20)")
     parser.add_argument("--scale", type=int, nargs="+", default=[1], help="seed_demo --scale value(s)")
     parser.add_argument("--debug", action="store_true", help="run with DEBUG on (the quick start's mode)")
     parser.add_argument("--output", type=Path, default=ROOT / "reports" / "perf")
+    wsgi = parser.add_argument_group("--mode wsgi / export-memory")
+    wsgi.add_argument("--server", choices=["waitress", "gunicorn"], default="waitress")
+    wsgi.add_argument("--threads", type=int, default=4, help="waitress threads (default 4)")
+    wsgi.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
+    wsgi.add_argument(
+        "--as", dest="as_users", nargs="+", default=["salesmgr", "admin"], help="demo users to sign in as"
+    )
+    wsgi.add_argument("--password", default="Demo-2026-crm", help="their password (seed_demo's default)")
+    wsgi.add_argument("--name-term", default="张伟", help="name fragment to search for")
+    wsgi.add_argument("--last4", default="5678", help="last four phone digits to search for")
+    wsgi.add_argument("--province", default="330000", help="province code for the filtered list")
+    wsgi.add_argument("--export-as", default="admin", help="export-memory: the user who exports")
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(ROOT))
-    db_url = configure_environment(db_url=args.db_url, debug=args.debug)
-    if args.mode == "_seed-one":
-        run_seed_one(args)
-        return 0
-    payload = run_pages(args) if args.mode == "pages" else run_seed_scale(args)
+    if args.mode in ("wsgi", "export-memory"):
+        # The database is used as it is, with the keys it was written with (see tests/perf/wsgi.py).
+        db_url = args.db_url or ""
+        if args.mode == "wsgi":
+            from tests.perf.wsgi import run_wsgi
+
+            payload = run_wsgi(args)
+        else:
+            from tests.perf.export import run_export_memory
+
+            payload = run_export_memory(args)
+    else:
+        db_url = configure_environment(db_url=args.db_url, debug=args.debug)
+        if args.mode == "_seed-one":
+            run_seed_one(args)
+            return 0
+        payload = run_pages(args) if args.mode == "pages" else run_seed_scale(args)
     payload.update(
         {
             "command": "python -m tests.perf.run " + " ".join(argv if argv is not None else sys.argv[1:]),
