@@ -85,3 +85,20 @@ def test_create_find_edit_merge_on_a_phone(open_page, screenshot, make_user, tea
     assert "测试客户乙" not in results
     assert "测试客户甲（改）" in results
     screenshot(page, "customer-after-merge")
+
+
+def test_customer_list_fits_every_width(device, open_page, screenshot, make_user, team):
+    """R5.6.2: the list with its default columns never widens the page (cards on phones, scroll box above)."""
+    from tests.customers.factories import CustomerFactory
+
+    manager = make_user(roles.SALES_MANAGER, username="salesmgr", team=team)
+    for i in range(8):
+        CustomerFactory(
+            owner=manager, name=f"杭州云帆贸易有限公司{i}", phones=[{"number": f"1380013{i:04d}"}]
+        )
+    page = open_page(device)
+    login(page, "salesmgr", DEFAULT_PASSWORD)
+    page.goto("/customers/")
+    assert page.locator("#customer-table tbody tr").count() == 8
+    assert_no_horizontal_overflow(page)
+    screenshot(page, "customer-list")

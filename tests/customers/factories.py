@@ -49,8 +49,16 @@ def region(code: str = DEFAULT_REGION):
 def level(code: str = "regular") -> CustomerLevel:
     found = CustomerLevel.objects.filter(code=code).first()
     if found is None:  # a flushed database (transactional tests) lost the data migration's rows
-        found, _created = CustomerLevel.objects.get_or_create(
-            code=code, defaults={"name": code, "name_en": code.title(), "is_default": code == "regular"}
+        import importlib
+
+        levels = importlib.import_module("customers.migrations.0002_default_levels").LEVELS
+        for level_code, name, name_en, rank, is_default in levels:
+            CustomerLevel.objects.get_or_create(
+                code=level_code,
+                defaults={"name": name, "name_en": name_en, "rank": rank, "is_default": is_default},
+            )
+        found = CustomerLevel.objects.filter(code=code).first() or CustomerLevel.objects.create(
+            code=code, name=code, name_en=code.title()
         )
     return found
 
