@@ -12,7 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import get_language
+from django.utils.translation import get_language, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from crm.core.fields import BlindIndexField, EncryptedField
@@ -37,8 +37,8 @@ class Gender(models.TextChoices):
 class Stage(models.TextChoices):
     """Lifecycle stage."""
 
-    NEW = "new", _("New")
-    ACTIVE = "active", _("Active")
+    NEW = "new", pgettext_lazy("lifecycle stage", "New")
+    ACTIVE = "active", pgettext_lazy("lifecycle stage", "Active")
     LOYAL = "loyal", _("Loyal")
     DORMANT = "dormant", _("Dormant")
     CHURNED = "churned", _("Churned")
@@ -197,12 +197,12 @@ class Customer(OwnedModel):
     kind = models.CharField(
         _("kind"), max_length=10, choices=CustomerKind.choices, default=CustomerKind.PERSON
     )
-    name = models.CharField(_("name"), max_length=200)
+    name = models.CharField(pgettext_lazy("customer", "name"), max_length=200)
     gender = models.CharField(_("gender"), max_length=10, choices=Gender.choices, default=Gender.UNKNOWN)
     birthday = models.DateField(_("birthday"), null=True, blank=True)
     level = models.ForeignKey(
         CustomerLevel,
-        verbose_name=_("level"),
+        verbose_name=pgettext_lazy("customer", "level"),
         on_delete=models.PROTECT,
         null=True,
         blank=True,
@@ -307,7 +307,7 @@ class ContactPerson(TimeStampedModel):
     customer = models.ForeignKey(
         Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="contacts"
     )
-    name = models.CharField(_("name"), max_length=100)
+    name = models.CharField(pgettext_lazy("person", "name"), max_length=100)
     title = models.CharField(_("job title"), max_length=100, blank=True)
     notes = models.TextField(_("notes"), blank=True, max_length=2000)
     is_primary = models.BooleanField(_("primary contact"), default=False)
@@ -324,7 +324,7 @@ class ContactPerson(TimeStampedModel):
 class PhoneLabel(models.TextChoices):
     MOBILE = "mobile", _("Mobile")
     WORK = "work", _("Work")
-    HOME = "home", _("Home")
+    HOME = "home", pgettext_lazy("phone label", "Home")
     OTHER = "other", _("Other")
 
 
@@ -407,7 +407,7 @@ class Address(TimeStampedModel):
     customer = models.ForeignKey(
         Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="addresses"
     )
-    recipient = models.CharField(_("recipient"), max_length=100, blank=True)
+    recipient = models.CharField(pgettext_lazy("address", "recipient"), max_length=100, blank=True)
     phone = EncryptedField(_("recipient phone"), kind="phone", validators=[validate_phone])
     region = RegionForeignKey(verbose_name=_("region"))
     street = EncryptedField(_("street address"), kind="text")
@@ -446,7 +446,7 @@ class FollowUp(TimeStampedModel):
         CALL = "call", _("Phone call")
         VISIT = "visit", _("Visit")
         WECHAT = "wechat", _("WeChat")
-        EMAIL = "email", _("E-mail")
+        EMAIL = "email", pgettext_lazy("channel", "E-mail")
         SMS = "sms", _("Text message")
         OTHER = "other", _("Other")
 
@@ -484,7 +484,7 @@ class Feedback(TimeStampedModel):
     class Channel(models.TextChoices):
         PHONE = "phone", _("Phone")
         WECHAT = "wechat", _("WeChat")
-        EMAIL = "email", _("E-mail")
+        EMAIL = "email", pgettext_lazy("channel", "E-mail")
         PLATFORM = "platform", _("Platform review")
         IN_PERSON = "in_person", _("In person")
         OTHER = "other", _("Other")
@@ -518,7 +518,7 @@ class MarketingConsent(models.Model):
 
     class Channel(models.TextChoices):
         SMS = "sms", _("Text message")
-        EMAIL = "email", _("E-mail")
+        EMAIL = "email", pgettext_lazy("channel", "E-mail")
         WECHAT = "wechat", _("WeChat")
         PHONE = "phone", _("Phone call")
 
@@ -601,7 +601,9 @@ class PoolEvent(models.Model):
 class SavedFilter(TimeStampedModel):
     """A user's named customer-list view: the query string and the chosen columns."""
 
-    owner = models.ForeignKey(USER, verbose_name=_("owner"), on_delete=models.CASCADE, related_name="+")
+    owner = models.ForeignKey(
+        USER, verbose_name=pgettext_lazy("saved item", "owner"), on_delete=models.CASCADE, related_name="+"
+    )
     name = models.CharField(_("name"), max_length=80)
     query = models.CharField(_("query"), max_length=2000, blank=True)
     columns = models.JSONField(_("columns"), default=list, blank=True)
@@ -622,7 +624,12 @@ class ImportTemplate(TimeStampedModel):
 
     name = models.CharField(_("name"), max_length=80, unique=True)
     owner = models.ForeignKey(
-        USER, verbose_name=_("owner"), on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        USER,
+        verbose_name=pgettext_lazy("saved item", "owner"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
     )
     mapping = models.JSONField(_("column mapping"), default=dict)
 

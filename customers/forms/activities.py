@@ -11,6 +11,7 @@ from __future__ import annotations
 from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from crm.core.crypto import mask
 from crm.core.forms import RegionChoiceField
@@ -112,7 +113,7 @@ class SensitiveFormMixin:
 class ContactForm(SensitiveFormMixin, forms.Form):
     sensitive_fields = {"phones": "phone", "emails": "email"}
 
-    name = forms.CharField(label=_("name"), max_length=100)
+    name = forms.CharField(label=pgettext_lazy("person", "name"), max_length=100)
     title = forms.CharField(label=_("job title"), max_length=100, required=False)
     phones = forms.CharField(
         label=_("phones"),
@@ -160,7 +161,7 @@ class ContactForm(SensitiveFormMixin, forms.Form):
 class AddressForm(SensitiveFormMixin, forms.Form):
     sensitive_fields = {"phone": "phone", "street": "text"}
 
-    recipient = forms.CharField(label=_("recipient"), max_length=100, required=False)
+    recipient = forms.CharField(label=pgettext_lazy("address", "recipient"), max_length=100, required=False)
     phone = forms.CharField(label=_("recipient phone"), max_length=30, required=False)
     region = RegionChoiceField(label=_("region"))
     street = forms.CharField(label=_("street address"), max_length=300, required=False)

@@ -3,6 +3,16 @@
 The forms only parse and check the shape of the input; ``customers.services.records`` validates
 everything again and writes. ``CustomerFormSet.service_items()`` turns a valid formset into the
 list of dicts the service takes (rows marked for deletion and untouched extra rows left out).
+
+Sensitive values (R7.2.4: phones, e-mails, WeChat ID, recipient phones, streets) of existing
+records are never put into the page, whatever the user's role: the input starts empty with the
+masked value as placeholder, and leaving it empty keeps the stored value (taken from the instance
+on the server, never sent through the browser). Typing a new value replaces it; optional ones
+(WeChat ID, recipient phone) get a "remove" checkbox. Like the small forms of the customer page
+(``customers.forms.activities``), only the audited "show in full" unmasks.
+
+A list (phones, e-mails, platform accounts, addresses) is offered only to users who may add,
+change and delete its rows (``build_formsets(user=...)``; on the "new customer" page: add).
 """
 
 from __future__ import annotations
@@ -12,8 +22,11 @@ from django.contrib.auth import get_user_model
 from django.forms.models import BaseInlineFormSet, inlineformset_factory
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.html import escape
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
+from crm.core.crypto import mask
 from crm.core.validators import validate_email, validate_phone
 
 from ..models import (
@@ -32,6 +45,7 @@ from ..services.records import (
     MAX_WECHAT_ID,
     assignable_users,
     impossible_birthday_message,
+    may_edit_list,
 )
 
 __all__ = [
@@ -72,7 +86,56 @@ def _dup_attrs(param: str) -> dict:
     }
 
 
-class CustomerForm(forms.ModelForm):
+class SensitiveFieldsMixin:
+    """Never pre-fill the sensitive values of an existing record (see the module docstring).
+
+    ``sensitive_fields`` maps a field name to its mask kind; ``clearable`` names the optional ones
+    that get a "<name>_clear" checkbox. Call ``hide_sensitive()`` at the end of ``__init__``.
+    After cleaning, a sensitive field left empty holds the stored value again and is listed in
+    ``kept_sensitive``.
+    """
+
+    sensitive_fields: dict[str, str] = {}
+    clearable: dict[str, str] = {}  # field name -> label of its "remove" checkbox
+
+    def __init__(self, *args, **kwargs):
+        self.kept_sensitive: set[str] = set()
+        self._stored_sensitive: dict[str, str] = {}
+        super().__init__(*args, **kwargs)
+
+    def hide_sensitive(self) -> None:
+        if not self.instance.pk:
+            return
+        for name, kind in self.sensitive_fields.items():
+            field = self.fields[name]
+            stored = getattr(self.instance, name) or ""
+            self._stored_sensitive[name] = stored
+            self.initial[name] = ""
+            field.initial = ""
+            field.required = False
+            if not stored:
+                continue
+            masked = mask(stored, kind)
+            field.widget.attrs["placeholder"] = masked
+            # Crispy renders help texts unescaped: escape the (user-typed) masked value.
+            field.help_text = gettext("%(masked)s — leave empty to keep.") % {"masked": escape(masked)}
+            if name in self.clearable:
+                self.fields[f"{name}_clear"] = forms.BooleanField(label=self.clearable[name], required=False)
+
+    def clean(self):
+        cleaned = super().clean()
+        for name, stored in self._stored_sensitive.items():
+            if name not in cleaned:  # invalid: the form shows the error
+                continue
+            if cleaned.get(f"{name}_clear"):
+                cleaned[name] = ""
+            elif not cleaned[name]:
+                cleaned[name] = stored
+                self.kept_sensitive.add(name)
+        return cleaned
+
+
+class CustomerForm(SensitiveFieldsMixin, forms.ModelForm):
     """Basic facts of a customer. ``actor`` limits the owner choice to the users they may assign to."""
 
     owner = forms.ModelChoiceField(queryset=None, label=_("Owner"), required=True)
@@ -81,6 +144,9 @@ class CustomerForm(forms.ModelForm):
         queryset=Tag.objects.all(), label=_("Tags"), required=False, widget=forms.CheckboxSelectMultiple
     )
     wechat_id = forms.CharField(label=_("WeChat ID"), max_length=MAX_WECHAT_ID, required=False)
+
+    sensitive_fields = {"wechat_id": "text"}
+    clearable = {"wechat_id": _("Remove the WeChat ID")}
 
     class Meta:
         model = Customer
@@ -118,6 +184,7 @@ class CustomerForm(forms.ModelForm):
             self.fields["owner"].empty_label = _("(none: stays in the pool)")
         self.fields["name"].widget.attrs.setdefault("autocomplete", "off")
         self.fields["wechat_id"].widget.attrs.update({"autocomplete": "off", **_dup_attrs("wechat_id")})
+        self.hide_sensitive()
 
     def validate_unique(self):
         """The service checks everything; nothing here is unique."""
@@ -129,8 +196,13 @@ class CustomerForm(forms.ModelForm):
         return birthday
 
     def service_fields(self) -> dict:
-        """Keyword arguments for customer_create / customer_update (owner only when it changes)."""
-        data = {k: v for k, v in self.cleaned_data.items() if k != "owner"}
+        """Keyword arguments for customer_create / customer_update (owner only when it changes; a kept
+        sensitive value is left out, which the service reads as "keep")."""
+        data = {
+            k: v
+            for k, v in self.cleaned_data.items()
+            if k != "owner" and not k.endswith("_clear") and k not in self.kept_sensitive
+        }
         data["tags"] = list(data.get("tags") or [])
         owner = self.cleaned_data.get("owner")
         if not self.instance.pk or (owner is not None and owner.pk != self.instance.owner_id):
@@ -138,13 +210,15 @@ class CustomerForm(forms.ModelForm):
         return data
 
 
-class _RowForm(forms.ModelForm):
+class _RowForm(SensitiveFieldsMixin, forms.ModelForm):
     def validate_unique(self):
         """Uniqueness (e.g. of platform accounts) is checked by the service, with a clear message."""
 
 
 class PhoneForm(_RowForm):
     number = forms.CharField(label=_("Phone number"), max_length=32, validators=[validate_phone])
+
+    sensitive_fields = {"number": "phone"}
 
     class Meta:
         model = CustomerPhone
@@ -155,10 +229,13 @@ class PhoneForm(_RowForm):
         self.fields["number"].widget.attrs.update(
             {"inputmode": "tel", "autocomplete": "off", **_dup_attrs("phone")}
         )
+        self.hide_sensitive()
 
 
 class EmailForm(_RowForm):
     address = forms.CharField(label=_("E-mail address"), max_length=MAX_EMAIL, validators=[validate_email])
+
+    sensitive_fields = {"address": "email"}
 
     class Meta:
         model = CustomerEmail
@@ -169,6 +246,7 @@ class EmailForm(_RowForm):
         self.fields["address"].widget.attrs.update(
             {"inputmode": "email", "autocomplete": "off", **_dup_attrs("email")}
         )
+        self.hide_sensitive()
 
 
 class PlatformAccountForm(_RowForm):
@@ -194,6 +272,9 @@ class AddressForm(_RowForm):
     )
     street = forms.CharField(label=_("Street address"), max_length=MAX_STREET)
 
+    sensitive_fields = {"phone": "phone", "street": "text"}
+    clearable = {"phone": pgettext_lazy("address", "Remove the recipient phone")}
+
     class Meta:
         model = Address
         fields = [
@@ -210,6 +291,7 @@ class AddressForm(_RowForm):
         super().__init__(*args, **kwargs)
         self.fields["phone"].widget.attrs["inputmode"] = "tel"
         self.fields["postcode"].widget.attrs["inputmode"] = "numeric"
+        self.hide_sensitive()
 
 
 class CustomerFormSet(BaseInlineFormSet):
@@ -282,9 +364,17 @@ FORMSETS = {
 }
 
 
-def build_formsets(*, data=None, instance=None) -> dict[str, CustomerFormSet]:
-    """The four formsets, keyed by the service argument they fill."""
+def build_formsets(*, data=None, instance=None, user=None) -> dict[str, CustomerFormSet]:
+    """The formsets ``user`` may fill, keyed by the service argument they fill.
+
+    On an existing customer a list is offered only with the add, change and delete permissions of
+    its rows; on a new one with the add permission (``records.may_edit_list``). Without ``user``:
+    all four (for code that checks permissions itself).
+    """
+    creating = instance is None or not instance.pk
     instance = instance if instance is not None else Customer()
     return {
-        name: cls(data=data, instance=instance, prefix=prefix) for name, (cls, prefix) in FORMSETS.items()
+        name: cls(data=data, instance=instance, prefix=prefix)
+        for name, (cls, prefix) in FORMSETS.items()
+        if user is None or may_edit_list(user, name, creating=creating)
     }

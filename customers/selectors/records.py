@@ -13,10 +13,17 @@ The search box ``q`` is read by its shape; every lookup it makes uses an index:
 * anything else                    -> name tokens (CustomerSearchToken), OR an exact platform
                                       account ID, OR the WeChat ID blind index (single words only).
 
-The exact lookups (phone, e-mail, account, WeChat) are run first as small indexed queries whose
-ids (at most ``EXACT_MATCH_LIMIT``) enter the list query as a literal ``pk IN (...)``; only the
-name part stays a subquery. So a name search that is not also a phone costs no OR at all, and an
-OR, when there is one, is between an indexed subquery and a short literal list.
+Every lookup is resolved to customer ids FIRST, each by one small indexed query: the exact ones
+(phone, e-mail, account, WeChat: at most ``EXACT_MATCH_LIMIT`` ids each) and the name tokens (read
+from the token table alone, at most ``NAME_MATCH_LIMIT`` ids). The list then filters on ONE literal
+``pk IN (...)``, so the page and its capped count read only those rows (primary-key lookups checked
+against the scope and the filters) instead of scanning the list in order and testing an OR of
+subqueries on every row (on 1,000,000 customers: 2 to 3 s for a manager, see docs/performance.md).
+
+A name term that matches more than ``NAME_MATCH_LIMIT`` customers in the whole table (one common
+character such as "张") is kept as a subquery on the token table, so the results stay complete for
+the list, "select all matching" and exports; ``search_is_broad(term)`` tells the page so it can
+suggest a longer term.
 """
 
 from __future__ import annotations
@@ -26,19 +33,21 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from django.core.paginator import Paginator
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import QueryDict
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from crm.core.fields import sensitive_q
 from crm.core.visibility import visible_to
 
 from ..filters import CustomerFilter
-from ..models import Customer, CustomerEmail, CustomerPhone, PlatformAccount
-from ..services.search import filter_by_name, query_tokens
+from ..models import Customer, CustomerEmail, CustomerPhone, CustomerSearchToken, PlatformAccount
+from ..services.search import query_tokens
 
 EXACT_MATCH_LIMIT = 1000
+NAME_MATCH_LIMIT = 5000
 COUNT_CAP = 10_000
 DEFAULT_ORDERING = ("-created_at", "-id")
 PAGE_SIZES = (25, 50, 100)
@@ -60,7 +69,7 @@ class Column:
 COLUMNS: dict[str, Column] = {
     c.key: c
     for c in (
-        Column("name", _("Name"), "name", default=True),
+        Column("name", pgettext_lazy("customer", "Name"), "name", default=True),
         Column("phone", _("Phone"), None, default=True),
         Column("email", _("E-mail"), None),
         Column("kind", _("Kind"), "kind"),
@@ -110,22 +119,58 @@ def ordering_for(sort: str | None) -> tuple[str, ...]:
 
 
 def _ids(queryset: QuerySet) -> list[int]:
-    return list(queryset.values_list("customer_id", flat=True).distinct()[:EXACT_MATCH_LIMIT])
+    # order_by(): the models' default ordering would otherwise join the DISTINCT and force a sort.
+    return list(queryset.order_by().values_list("customer_id", flat=True).distinct()[:EXACT_MATCH_LIMIT])
 
 
-def search_q(term: str) -> Q | None:
-    """The filter for the search box, or None when the term is blank.
+def _clean_term(term: str) -> str:
+    return " ".join((term or "").split())[:200]
 
-    Runs the exact lookups (each one indexed query) at once; the name lookup stays a subquery.
-    """
-    term = " ".join((term or "").split())[:200]
-    if not term:
+
+def name_match(term: str) -> QuerySet | None:
+    """``customer_id`` values of the customers whose name holds every token of ``term``, read from
+    the token table alone (the same rule as ``services.search.filter_by_name``); None: no tokens."""
+    tokens = query_tokens(term)
+    if not tokens:
         return None
+    if len(tokens) == 1:
+        return CustomerSearchToken.objects.filter(token=next(iter(tokens))).values_list(
+            "customer_id", flat=True
+        )
+    return (
+        CustomerSearchToken.objects.filter(token__in=tokens)
+        .values("customer_id")
+        .annotate(hits=Count("token", distinct=True))
+        .filter(hits=len(tokens))
+        .values_list("customer_id", flat=True)
+    )
+
+
+def _name_ids(term: str) -> list[int] | None:
+    """The ids matching ``term`` by name, or None when more than ``NAME_MATCH_LIMIT`` match."""
+    match = name_match(term)
+    if match is None:
+        return []
+    ids = list(match.order_by()[: NAME_MATCH_LIMIT + 1])
+    return None if len(ids) > NAME_MATCH_LIMIT else ids
+
+
+def _uses_name(term: str) -> bool:
+    return "@" not in term and bool(query_tokens(term))
+
+
+def search_is_broad(term: str) -> bool:
+    """True when the name part of ``term`` matches more than ``NAME_MATCH_LIMIT`` customers in the
+    whole table (such a search still works, it is just slower: suggest a longer term)."""
+    term = _clean_term(term)
+    return bool(term) and _uses_name(term) and _name_ids(term) is None
+
+
+def _exact_ids(term: str) -> list[int]:
+    """Ids found by the exact lookups (phone, e-mail, WeChat ID, platform account ID)."""
     exact: list[int] = []
-    use_name = True
     if "@" in term:
         exact += _ids(CustomerEmail.objects.filter(sensitive_q(CustomerEmail, "address", term)))
-        use_name = False
     else:
         digits = re.sub(r"\D", "", term)
         if _PHONE_SHAPE.match(term) and (len(digits) >= 7 or (len(digits) == 4 and term.isdigit())):
@@ -138,12 +183,26 @@ def search_q(term: str) -> Q | None:
             )
     if len(term) <= PlatformAccount._meta.get_field("account_id").max_length:
         exact += _ids(PlatformAccount.objects.filter(account_id=term))
-    exact = sorted(set(exact))
-    q = Q(pk__in=exact) if exact else None
-    if use_name and query_tokens(term):
-        name_q = Q(pk__in=filter_by_name(Customer.objects.all(), term).values("pk"))
-        q = name_q | q if q is not None else name_q
-    return q if q is not None else Q(pk__in=[])
+    return exact
+
+
+def search_q(term: str) -> Q | None:
+    """The filter for the search box, or None when the term is blank.
+
+    Runs every lookup at once and returns ``Q(pk__in=[ids])`` (one literal list); only a name term
+    broader than ``NAME_MATCH_LIMIT`` stays a subquery (see the module docstring).
+    """
+    term = _clean_term(term)
+    if not term:
+        return None
+    ids = set(_exact_ids(term))
+    if _uses_name(term):
+        name_ids = _name_ids(term)
+        if name_ids is None:
+            name_q = Q(pk__in=name_match(term).order_by())
+            return name_q | Q(pk__in=sorted(ids)) if ids else name_q
+        ids.update(name_ids)
+    return Q(pk__in=sorted(ids))
 
 
 # The list -----------------------------------------------------------------------------------------

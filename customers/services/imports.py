@@ -43,7 +43,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.http import Http404
 from django.utils import timezone
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, ngettext, pgettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from crm.core import crypto
@@ -128,7 +128,7 @@ class ImportFileError(ValidationError):
 
 FIELD_CHOICES = [
     ("", _("(ignore this column)")),
-    ("name", _("Name")),
+    ("name", pgettext_lazy("customer", "Name")),
     ("kind", _("Kind (person or company)")),
     ("gender", _("Gender")),
     ("birthday", _("Birthday")),
@@ -674,7 +674,7 @@ class RowParser:
         data = row.data
         name, column = self._get(values, "name")
         if not name:
-            row.error(column or gettext("Name"), "", gettext("The name is missing."))
+            row.error(column or pgettext("customer", "Name"), "", gettext("The name is missing."))
         elif len(name) > Customer._meta.get_field("name").max_length:
             row.error(
                 column,

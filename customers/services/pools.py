@@ -115,6 +115,17 @@ def pool_claim(*, actor, customer: Customer) -> Customer:
     return locked
 
 
+def can_release(user, customer: Customer) -> bool:
+    """May ``user`` release ``customer`` to a pool? The checks of ``customer_release_to_pool`` that
+    do not depend on the pool or the reason: an owned, alive customer, and the user is its owner or
+    a pool manager who can see it. For showing the "Release to pool" button only."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    if customer.owner_id is None or customer.deleted_at is not None:
+        return False
+    return customer.owner_id == user.pk or (can_manage_pools(user) and is_visible(user, customer))
+
+
 @transaction.atomic
 def customer_release_to_pool(*, actor, customer: Customer, pool: CustomerPool, reason: str) -> Customer:
     """The owner (or a pool manager who can see the customer) returns it to ``pool``."""

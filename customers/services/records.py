@@ -15,7 +15,13 @@ Lists (phones, emails, platform_accounts, addresses) are sequences of dicts::
                 "postcode": "310000", "is_default_shipping": True, "is_default_billing": False}]
 
 A dict may carry ``"id"`` (an existing row of this customer) to update that row in place; on
-``customer_update`` a list that is given replaces the whole set (rows not listed are deleted).
+``customer_update`` a list that is given replaces the whole set (rows not listed are deleted), and
+needs the permissions of what it does to the rows: ``customers.add_customerphone`` for a new
+phone, ``change_`` for a changed one, ``delete_`` for a dropped one (PermissionDenied otherwise;
+``change_customer`` alone covers only the customer's own fields).
+
+The first address becomes the default shipping and billing address when none is chosen (as
+``activities.address_create`` does).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import datetime
 from collections.abc import Iterable, Sequence
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -68,6 +74,7 @@ __all__ = [
     "customer_set_tags",
     "customer_update",
     "impossible_birthday_message",
+    "may_edit_list",
     "refresh_region",
 ]
 
@@ -361,6 +368,8 @@ def _clean_addresses(errors: _Errors, items) -> list[dict]:
         errors.add("addresses", _("Choose at most one default billing address."), code="several_default")
     if cleaned and not shipping:
         cleaned[0]["is_default_shipping"] = True
+    if cleaned and not billing:
+        cleaned[0]["is_default_billing"] = True
     return cleaned
 
 
@@ -462,6 +471,66 @@ _LIST_MODELS = {
 }
 
 
+def _list_permission(field: str, verb: str) -> str:
+    model = _LIST_MODELS[field][0]
+    return f"{model._meta.app_label}.{verb}_{model._meta.model_name}"
+
+
+def may_edit_list(user, field: str, *, creating: bool = False) -> bool:
+    """May ``user`` edit the list ``field`` (phones, emails, platform_accounts, addresses) of a
+    customer as a whole: add, change and delete its rows (only add for a new customer)?"""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    verbs = ("add",) if creating else ("add", "change", "delete")
+    return all(user.has_perm(_list_permission(field, verb)) for verb in verbs)
+
+
+def _row_id(item: dict):
+    try:
+        return int(item["id"]) if item.get("id") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _list_rows(customer: Customer, field: str) -> QuerySet:
+    rows = _LIST_MODELS[field][0].objects.filter(customer=customer)
+    if field in ("phones", "emails"):
+        rows = rows.filter(contact__isnull=True)  # contact persons' phones are kept
+    return rows
+
+
+def _same(current, given) -> bool:
+    if isinstance(current, bool):
+        return current == bool(given)
+    return _text(getattr(given, "pk", given)) == _text(current)
+
+
+def _check_list_permissions(actor, customer: Customer, lists: dict) -> None:
+    """PermissionDenied unless ``actor`` may do what the given lists do to the customer's rows."""
+    messages = {
+        "phones": _("You may not change the phone numbers of customers."),
+        "emails": _("You may not change the e-mail addresses of customers."),
+        "platform_accounts": _("You may not change the platform accounts of customers."),
+        "addresses": _("You may not change the addresses of customers."),
+    }
+    for field, items in lists.items():
+        attrs = _LIST_MODELS[field][1]
+        existing = {row.pk: row for row in _list_rows(customer, field)}
+        listed = {_row_id(item): item for item in items if _row_id(item) in existing}
+        verbs = set()
+        if len(listed) < len(items):
+            verbs.add("add")
+        if set(existing) - set(listed):
+            verbs.add("delete")
+        for pk, item in listed.items():
+            row = existing[pk]
+            current = {a: getattr(row, f"{a}_id" if a == "region" else a) for a in attrs}
+            if any(a in item and not _same(current[a], item[a]) for a in attrs):
+                verbs.add("change")
+        if not all(actor is not None and actor.has_perm(_list_permission(field, v)) for v in verbs):
+            raise PermissionDenied(messages[field])
+
+
 def _signature(customer: Customer, field: str) -> list:
     """A comparable picture of one list of a customer (for "did it change" in the audit entry)."""
     model, attrs = _LIST_MODELS[field]
@@ -476,9 +545,7 @@ def _signature(customer: Customer, field: str) -> list:
 def _sync_list(customer: Customer, field: str, items: list[dict]) -> None:
     """Make the customer's rows of ``field`` exactly ``items`` (matching ``id``s are updated)."""
     model, attrs = _LIST_MODELS[field]
-    rows = model.objects.filter(customer=customer)
-    if field in ("phones", "emails"):
-        rows = rows.filter(contact__isnull=True)  # contact persons' phones are kept
+    rows = _list_rows(customer, field)
     existing = {row.pk: row for row in rows}
     keep_ids = {int(i["id"]) for i in items if i.get("id") and int(i["id"]) in existing}
     stale = [pk for pk in existing if pk not in keep_ids]
@@ -678,13 +745,21 @@ def customer_create(
 
 @transaction.atomic
 def customer_update(*, actor, customer: Customer, **fields) -> Customer:
-    """Change the given fields of a customer; a list that is given replaces the whole set."""
+    """Change the given fields of a customer; a list that is given replaces the whole set (and needs
+    the add/change/delete permissions of what it does to the rows, PermissionDenied otherwise).
+    A field left out is kept."""
     unknown = set(fields) - UPDATABLE
     if unknown:
         raise TypeError(f"customer_update() got unexpected fields: {', '.join(sorted(unknown))}")
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
     if customer.is_deleted:
         raise ValidationError(_("A deleted customer cannot be changed: restore it first."), code="deleted")
+    for field in LIST_FIELDS:
+        if field in fields and any(not isinstance(item, dict) for item in fields[field] or ()):
+            raise TypeError(f"{field} must be a sequence of dicts")
+    _check_list_permissions(
+        actor, customer, {k: list(v or ()) for k, v in fields.items() if k in LIST_FIELDS}
+    )
     errors = _Errors()
     scalars = _clean_scalars(errors, {k: v for k, v in fields.items() if k in SCALAR_FIELDS})
     lists = _clean_lists(errors, {k: v for k, v in fields.items() if k in LIST_FIELDS}, customer=customer)

@@ -1,7 +1,9 @@
 """Views: create, edit, soft delete, restore, and the list of deleted customers (R5.1.1, R5.1.2).
 
 Thin: validate the form and its formsets, call one service, map its ValidationError back onto
-the form (everything typed is kept), redirect to the customer page.
+the form (everything typed is kept), redirect to the customer page. The lists (phones, e-mails,
+platform accounts, addresses) are offered only to users allowed to edit them, and sensitive values
+are never pre-filled (see ``customers.forms.records``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from crm.core.visibility import get_visible_or_404, visible_to
 
-from ..forms.records import CustomerForm, build_formsets, duplicate_check_url
+from ..forms.records import FORMSETS, CustomerForm, build_formsets, duplicate_check_url
 from ..models import Customer
 from ..services import records
 
@@ -74,6 +76,7 @@ def _render_form(request, *, form, formsets, customer=None, status=200):
         {
             "form": form,
             "formsets": formsets,
+            "lists_hidden": len(formsets) < len(FORMSETS),
             "customer": customer,
             "dup_url": duplicate_check_url(),
             "cancel_url": detail_url(customer) if customer else _list_url(),
@@ -87,7 +90,7 @@ def _render_form(request, *, form, formsets, customer=None, status=200):
 def customer_create_view(request):
     data = request.POST if request.method == "POST" else None
     form = CustomerForm(data, actor=request.user)
-    formsets = build_formsets(data=data)
+    formsets = build_formsets(data=data, user=request.user)
     if data is not None and _all_valid(form, formsets):
         try:
             customer = records.customer_create(actor=request.user, **_service_kwargs(form, formsets))
@@ -107,7 +110,7 @@ def customer_edit_view(request, pk: int):
     )
     data = request.POST if request.method == "POST" else None
     form = CustomerForm(data, instance=customer, actor=request.user)
-    formsets = build_formsets(data=data, instance=customer)
+    formsets = build_formsets(data=data, instance=customer, user=request.user)
     if data is not None and _all_valid(form, formsets):
         try:
             records.customer_update(

@@ -16,6 +16,7 @@ from crm.accounts import roles
 from crm.core.audit.models import AuditAction, AuditEntry
 from customers.models import Address, ContactPerson, Feedback, FollowUp, MarketingConsent
 from customers.services import activities as svc
+from customers.services.pools import can_release
 
 from .factories import CustomerFactory, FollowUpFactory
 
@@ -159,6 +160,8 @@ def test_tabs_by_query_string_and_htmx(client_for, rep, customer):
 
 def test_placeholder_tabs_until_registered(client_for, rep, customer):
     """R5.1.1: places later issues fill show an empty state."""
+    rep.language = "en"  # the request runs in the user's language, whatever the test has activated
+    rep.save(update_fields=["language"])
     with translation.override("en"):
         html = client_for(rep).get(url("customer-detail", customer.pk), {"tab": "orders"}).content.decode()
     assert "Orders and transactions will appear here once the commerce module is installed." in html
@@ -607,3 +610,29 @@ def test_edit_forms_never_hold_full_values_even_for_managers(client_for, manager
     assert "137****2222" in contact_page
     assert "文三路 188 号" not in address_page
     assert "13900001111" not in address_page
+
+
+@pytest.mark.parametrize("role", [roles.ANALYST, roles.MARKETING, roles.SERVICE_AGENT])
+def test_detail_hides_actions_the_role_may_not_use(client_for, make_user, team, customer, role):
+    """R7.1.1: no Release / Edit / Delete button for users who would get 403 on it."""
+    user = make_user(role, team=team)
+    response = client_for(user).get(url("customer-detail", customer.pk))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert not can_release(user, customer)
+    assert url("customer-release", customer.pk) not in html
+    assert url("customer-edit", customer.pk) not in html
+    assert url("customer-delete", customer.pk) not in html
+    assert client_for(user).get(url("customer-release", customer.pk)).status_code in (403, 404)
+
+
+def test_release_button_follows_can_release(client_for, rep, manager, make_user, team, customer):
+    """The owner and a pool manager see "Release to pool"; a service manager sees Edit only."""
+    service_manager = make_user(roles.SERVICE_MANAGER, team=team)
+    for user, shown in ((rep, True), (manager, True), (service_manager, False)):
+        html = client_for(user).get(url("customer-detail", customer.pk)).content.decode()
+        assert can_release(user, customer) is shown
+        assert (url("customer-release", customer.pk) in html) is shown
+    assert url("customer-edit", customer.pk) in html  # service manager: change_customer
+    assert url("customer-delete", customer.pk) not in html
+    assert client_for(service_manager).get(url("customer-release", customer.pk)).status_code == 403

@@ -192,3 +192,78 @@ def test_other_reps_customers_never_exported(make_user, rep, other_rep):
     CustomerFactory(owner=rep_with_export, name="自己的")
     rows = rows_of(exports.customer_export(actor=rep_with_export, filters={}, columns=["name"]).content)
     assert [row[1] for row in rows[1:]] == ["自己的"]
+
+
+class TestPagedReading:
+    """R5.1.3: the export reads the rows in pages (constant memory), in the list's order."""
+
+    @pytest.fixture
+    def many(self, rep):
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        now = timezone.now()
+        made = []
+        for i, name in enumerate(["丁", "甲", "丙", "乙", "戊", "己", "庚"]):
+            customer = CustomerFactory(owner=rep, name=name)
+            # Pairs share a created_at (as rows inserted in the same instant): ties go by id.
+            _one_row(customer).update(created_at=now + timedelta(minutes=i // 2))
+            made.append(customer)
+        return made
+
+    def test_default_order_in_keyset_pages(self, manager, many, django_assert_num_queries):
+        from customers.selectors.records import customer_list_for_user
+
+        queryset = customer_list_for_user(user=manager, filters={}, columns=["name", "tags"])
+        expected = [c.pk for c in queryset]
+        assert expected == sorted(expected, reverse=True)  # newest first: id order is creation order
+        manager.get_all_permissions()
+        # 7 rows in pages of 3: 3 pages, each one query plus its tags prefetch.
+        with django_assert_num_queries(6):
+            got = [c.pk for c in exports.iter_pages(queryset, page_size=3)]
+        assert got == expected
+        assert len(got) == 7
+        with django_assert_num_queries(5):  # 3 + 3 rows: a third, empty page query (nothing to prefetch)
+            assert len(list(exports.iter_pages(queryset.filter(pk__in=expected[:6]), page_size=3))) == 6
+
+    def test_explicit_sort_reads_ids_first(self, manager, many):
+        from customers.selectors.records import customer_list_for_user
+
+        for sort in ("name", "-name", "owner"):
+            queryset = customer_list_for_user(user=manager, filters={"sort": sort}, columns=["name", "phone"])
+            assert [c.pk for c in exports.iter_pages(queryset, page_size=2)] == [c.pk for c in queryset], sort
+
+    def test_rows_deleted_between_pages_are_skipped(self, manager, many):
+        from customers.selectors.records import customer_list_for_user
+
+        queryset = customer_list_for_user(user=manager, filters={"sort": "name"}, columns=["name"])
+        rows = exports.iter_pages(queryset, page_size=2)
+        first = next(rows)
+        victim = many[-1] if many[-1].pk != first.pk else many[0]
+        _one_row(victim).update(deleted_at=victim.created_at)
+        rest = [c.pk for c in rows]
+        assert victim.pk not in rest
+        assert len(rest) == 5
+
+    def test_export_file_uses_pages(self, manager, many, monkeypatch):
+        """R5.1.3: the whole file comes out right with pages smaller than the row count."""
+        monkeypatch.setattr(exports, "CHUNK_SIZE", 2)
+        pages = []
+        original = exports.iter_pages
+
+        def spy(queryset, *, page_size=None):
+            pages.append(page_size)
+            return original(queryset, page_size=page_size)
+
+        monkeypatch.setattr(exports, "iter_pages", spy)
+        outcome = exports.customer_export(actor=manager, filters={"sort": "name"}, columns=["name"])
+        names = [row[1] for row in rows_of(outcome.content)[1:]]
+        assert names == sorted(names)
+        assert len(names) == outcome.count == 7
+        assert pages == [None]  # the writer reads through iter_pages, never .iterator()
+
+
+def _one_row(customer):
+    """A queryset of one row, to update it without save() and its timestamps."""
+    return type(customer).objects.filter(pk=customer.pk)

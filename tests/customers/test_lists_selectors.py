@@ -227,3 +227,79 @@ class TestSortingAndCounts:
     def test_clean_columns(self):
         assert selectors.clean_columns(["bogus"]) == selectors.DEFAULT_COLUMNS
         assert selectors.clean_columns(["city", "phone"]) == ["name", "phone", "city"]
+
+
+class TestSearchShape:
+    """The search box resolves ids first and filters on one literal list (docs/performance.md)."""
+
+    @staticmethod
+    def literal_ids(q):
+        (lookup, value), *rest = q.children
+        assert not rest, q
+        assert lookup == "pk__in", q
+        assert isinstance(value, list), q
+        return set(value)
+
+    def test_every_narrow_search_is_one_literal_id_list(self, rep, book):
+        """R5.1.2: name, full phone, last four, e-mail, account and WeChat ID all give pk IN [ids]."""
+        assert self.literal_ids(selectors.search_q("伟明")) == {book["zhang"].pk}
+        assert self.literal_ids(selectors.search_q("138 1234 5678")) == {book["zhang"].pk}
+        assert self.literal_ids(selectors.search_q("8888")) == {book["emma"].pk, book["lucky"].pk}
+        assert self.literal_ids(selectors.search_q("zhang.wei@example.com")) == {book["zhang"].pk}
+        assert self.literal_ids(selectors.search_q("zwm_wechat")) == {book["zhang"].pk}
+        assert self.literal_ids(selectors.search_q("nothing-like-it")) == set()
+        assert selectors.search_q("  ") is None
+
+    def test_list_query_has_no_subquery(self, rep, book):
+        """R5.1.2: the list query itself reads no token/phone table (no OR of subqueries per row)."""
+        for term in ("伟明", "5678", "13812345678"):
+            sql = str(selectors.customer_list_for_user(user=rep, filters={"q": term}, columns=["name"]).query)
+            assert "customersearchtoken" not in sql.lower(), term
+            assert "customerphone" not in sql.lower(), term
+
+    def test_name_ids_include_deleted_and_others_but_the_list_does_not(self, rep, other_rep, book):
+        """R7.1.1: ids are resolved over the whole table; scope and soft delete still apply after."""
+        theirs = CustomerFactory(owner=other_rep, name="张伟明")
+        gone = CustomerFactory(owner=rep, name="张伟明")
+        gone.deleted_at = timezone.now()
+        gone.save(update_fields=["deleted_at"])
+        ids = self.literal_ids(selectors.search_q("张伟明"))
+        assert {book["zhang"].pk, theirs.pk, gone.pk} <= ids
+        assert names(rep, q="张伟明") == {"张伟明"}
+        assert selectors.customer_count_for_user(user=rep, filters={"q": "张伟明"}) == 1
+        assert selectors.customer_count_for_user(user=other_rep, filters={"q": "张伟明"}) == 1
+
+    def test_broad_name_stays_complete_as_a_subquery(self, rep, book, monkeypatch):
+        """R5.1.2: a name matching more than NAME_MATCH_LIMIT customers is not cut short."""
+        monkeypatch.setattr(selectors, "NAME_MATCH_LIMIT", 1)
+        assert selectors.search_is_broad("伟") is True
+        assert selectors.search_is_broad("伟明") is False
+        assert selectors.search_is_broad("zhang.wei@example.com") is False
+        assert selectors.search_is_broad("") is False
+        assert names(rep, q="伟") == {"张伟明", "王伟"}
+        paginator = selectors.CappedPaginator(
+            selectors.customer_list_for_user(user=rep, filters={"q": "伟"}), 1
+        )
+        assert paginator.count == 2
+
+    def test_broad_name_and_exact_ids_are_both_found(self, rep, book, monkeypatch):
+        """R5.1.2: "8888" broad by name (limit 0) still finds the account ID holder too."""
+        monkeypatch.setattr(selectors, "NAME_MATCH_LIMIT", 0)
+        assert names(rep, q="8888") == {"Emma Zhou", "幸运8888"}
+        assert names(rep, q="杭州 abc") == {"杭州ABC贸易有限公司"}  # several tokens as a subquery
+        assert names(rep, q="杭州 xyz") == set()
+
+    def test_multi_token_name_needs_every_token(self, rep, book):
+        """R5.1.2: several tokens resolve to the customers holding all of them."""
+        assert self.literal_ids(selectors.search_q("杭州 abc")) == {book["shop"].pk}
+        assert self.literal_ids(selectors.search_q("杭州 xyz")) == set()
+
+    def test_search_costs_a_constant_number_of_queries(self, rep, book, django_assert_num_queries):
+        """R5.1.2: resolving a phone-shaped term: phone index, account, name tokens; then the list."""
+        rep.get_all_permissions()  # the scope's permission lookups, cached on the user
+        with django_assert_num_queries(4) as captured:
+            rows = list(selectors.customer_list_for_user(user=rep, filters={"q": "5678"}, columns=["name"]))
+        assert [c.name for c in rows] == ["张伟明"]
+        phone_sql = captured.captured_queries[0]["sql"]
+        assert "customerphone" in phone_sql
+        assert "ORDER BY" not in phone_sql

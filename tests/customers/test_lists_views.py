@@ -317,6 +317,8 @@ class TestBulk:
     def test_large_bulk_runs_as_a_job(self, rep, monkeypatch, django_capture_on_commit_callbacks):
         """R5.1.2: above the inline limit the change runs as a background job."""
         monkeypatch.setattr(bulk_services, "BULK_INLINE_LIMIT", 1)
+        rep.language = "en"  # the job runs in its owner's language
+        rep.save(update_fields=["language"])
         tag = TagFactory(name="VIP")
         for name in ("甲", "乙"):
             CustomerFactory(owner=rep, name=name)

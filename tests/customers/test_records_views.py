@@ -1,5 +1,7 @@
 """Customer create / edit / delete / restore / deleted-list pages, per role (R5.1.1, R5.1.2, R7.2.4)."""
 
+from html.parser import HTMLParser
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -183,31 +185,218 @@ def test_roles_without_add_permission_get_403(role, make_user, client_for):
     assert not Customer.objects.exists()
 
 
+class _FormReader(HTMLParser):
+    """What a browser submits for ``form#customer-form`` as rendered (rows in <template> left out)."""
+
+    def __init__(self):
+        super().__init__()
+        self.data: dict[str, list[str]] = {}
+        self.in_form = self.in_template = False
+        self.select = self.textarea = None
+        self.options: list[tuple[str, bool]] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form" and a.get("id") == "customer-form":
+            self.in_form = True
+        if not self.in_form or self.in_template or tag == "template":
+            self.in_template = self.in_template or tag == "template"
+            return
+        name = a.get("name")
+        if tag == "input" and name and a.get("type") not in ("submit", "button"):
+            if a.get("type") in ("checkbox", "radio") and "checked" not in a:
+                return
+            self.data.setdefault(name, []).append(
+                a.get("value") or ("on" if a.get("type") == "checkbox" else "")
+            )
+        elif tag == "select" and name:
+            self.select, self.options = name, []
+        elif tag == "option" and self.select:
+            self.options.append((a.get("value", ""), "selected" in a))
+        elif tag == "textarea" and name:
+            self.textarea = name
+            self.data.setdefault(name, []).append("")
+
+    def handle_endtag(self, tag):
+        if tag == "template":
+            self.in_template = False
+        elif tag == "form":
+            self.in_form = False
+        elif tag == "select" and self.select:
+            chosen = [v for v, selected in self.options if selected] or [v for v, _ in self.options[:1]]
+            self.data.setdefault(self.select, []).extend(chosen)
+            self.select = None
+        elif tag == "textarea":
+            self.textarea = None
+
+    def handle_data(self, data):
+        if self.textarea and self.in_form:
+            self.data[self.textarea][-1] += data
+
+
+def submitted(page) -> dict:
+    reader = _FormReader()
+    reader.feed(page.content.decode())
+    return reader.data
+
+
+SENSITIVE = {
+    "phones": ["13900000001", "02112345678"],
+    "email": "zhou.private@example.com",
+    "wechat": "wx_secret_zhou",
+    "street": "文三路 90 号 3 幢 501 室",
+    "recipient_phone": "13700001111",
+}
+
+
+def sensitive_customer(owner):
+    return CustomerFactory(
+        owner=owner,
+        name="我的客户",
+        wechat_id=SENSITIVE["wechat"],
+        phones=[{"number": n} for n in SENSITIVE["phones"]],
+        emails=[{"address": SENSITIVE["email"]}],
+        addresses=[
+            {"region": "330106", "street": SENSITIVE["street"], "phone": SENSITIVE["recipient_phone"]}
+        ],
+    )
+
+
+def stored(customer):
+    customer.refresh_from_db()
+    address = customer.addresses.get()
+    return {
+        "phones": sorted(p.number for p in customer.phones.all()),
+        "email": customer.emails.get().address,
+        "wechat": customer.wechat_id,
+        "street": address.street,
+        "recipient_phone": address.phone,
+    }
+
+
+def full_values():
+    return [
+        *SENSITIVE["phones"],
+        SENSITIVE["email"],
+        SENSITIVE["wechat"],
+        SENSITIVE["street"],
+        SENSITIVE["recipient_phone"],
+    ]
+
+
+@pytest.mark.parametrize(
+    "role", [roles.SALES_REP, roles.SALES_MANAGER, roles.ADMINISTRATOR, roles.SERVICE_MANAGER]
+)
+def test_edit_page_never_holds_full_values(role, make_user, team, client_for):
+    """R7.2.4: whatever the role (even with accounts.view_sensitive_data), the edit page shows
+    sensitive values masked only, so it unmasks nothing and needs no audit entry."""
+    user = english(make_user(role, team=team))  # the help text is asserted in English
+    customer = sensitive_customer(make_user(roles.SALES_REP, team=team) if role != roles.SALES_REP else user)
+    page = client_for(user).get(edit_url(customer))
+    assert page.status_code == 200
+    body = page.content.decode()
+    for value in full_values():
+        assert value not in body
+    assert "wx_s" not in body  # not even a prefix beyond the mask
+    assert "w******" in body  # the masked WeChat ID is the placeholder
+    if role != roles.SERVICE_MANAGER:
+        assert "139****0001" in body
+        assert "z***@example.com" in body
+        assert "leave empty to keep" in body
+    assert not AuditEntry.objects.filter(action=AuditAction.VIEW_SENSITIVE).exists()
+
+
 def test_rep_edits_own_customer_only(rep, make_user, client_for):
-    """Another rep's customer answers 404 (R7.1.1 visibility)."""
-    mine = CustomerFactory(owner=rep, name="我的客户", phones=[{"number": "13900000001"}])
+    """R7.1.1: another rep's customer answers 404. R7.2.4: the edit page holds no full value;
+    saving it unchanged keeps every stored value; changing one phone changes only that one."""
+    english(rep)
+    mine = sensitive_customer(rep)
     theirs = CustomerFactory(owner=make_user(roles.SALES_REP))
     client = client_for(rep)
     assert client.get(edit_url(theirs)).status_code == 404
     assert client.post(edit_url(theirs), post_data(rep)).status_code == 404
     page = client.get(edit_url(mine))
     assert page.status_code == 200
-    assert "13900000001" in page.content.decode()
-    phone = mine.phones.get()
-    data = post_data(rep, name="改过的名字")
-    data.update(management("phones", 1, 1))
-    data.update(
-        {"phones-0-id": str(phone.pk), "phones-0-customer": str(mine.pk), "phones-0-number": "13900000002"}
-    )
+    for value in full_values():
+        assert value not in page.content.decode()
+    before = stored(mine)
+    assert before["phones"] == sorted(SENSITIVE["phones"])
+
+    data = submitted(page)
+    assert data["phones-0-number"] == [""]  # nothing pre-filled
+    data["name"] = ["改过的名字"]
     response = client.post(edit_url(mine), data)
     assert response.status_code == 302, response.content.decode()[:3000]
-    mine.refresh_from_db()
+    assert stored(mine) == before
     assert mine.name == "改过的名字"
-    assert [p.pk for p in mine.phones.all()] == [phone.pk]
-    assert mine.phones.get().number == "13900000002"
     entry = AuditEntry.objects.filter(action=AuditAction.UPDATE, object_id=str(mine.pk)).get()
-    assert entry.changes["name"] == ["我的客户", "改过的名字"]
-    assert entry.changes["phones"] == "changed"
+    assert entry.changes == {"name": ["我的客户", "改过的名字"]}
+
+    page = client.get(edit_url(mine))
+    data = submitted(page)
+    first = mine.phones.order_by("pk").first()
+    index = next(i for i in range(2) if data[f"phones-{i}-id"] == [str(first.pk)])
+    data[f"phones-{index}-number"] = ["13900000002"]
+    assert client.post(edit_url(mine), data).status_code == 302
+    after = stored(mine)
+    assert after["phones"] == sorted(["13900000002", SENSITIVE["phones"][1]])
+    assert mine.phones.get(pk=first.pk).number == "13900000002"  # the same row, changed in place
+    assert {k: v for k, v in after.items() if k != "phones"} == {
+        k: v for k, v in before.items() if k != "phones"
+    }
+    entry = AuditEntry.objects.filter(action=AuditAction.UPDATE, object_id=str(mine.pk)).latest("pk")
+    assert entry.changes == {"phones": "changed"}
+
+
+def test_edit_clears_optional_sensitive_values_only_when_asked(rep, client_for):
+    """The WeChat ID and the recipient phone are removed with their checkbox, not by leaving them empty."""
+    customer = sensitive_customer(rep)
+    client = client_for(rep)
+    data = submitted(client.get(edit_url(customer)))
+    assert "wechat_id_clear" not in data  # unticked
+    data["wechat_id_clear"] = ["on"]
+    data["addresses-0-phone_clear"] = ["on"]
+    assert client.post(edit_url(customer), data).status_code == 302
+    after = stored(customer)
+    assert after["wechat"] == ""
+    assert after["recipient_phone"] == ""
+    assert after["street"] == SENSITIVE["street"]
+
+
+def test_edit_replaces_a_sensitive_value_with_a_new_one(rep, client_for):
+    customer = sensitive_customer(rep)
+    client = client_for(rep)
+    data = submitted(client.get(edit_url(customer)))
+    data["wechat_id"] = ["wx_new_id"]
+    data["addresses-0-street"] = ["新街 8 号"]
+    assert client.post(edit_url(customer), data).status_code == 302
+    after = stored(customer)
+    assert (after["wechat"], after["street"]) == ("wx_new_id", "新街 8 号")
+    assert after["phones"] == sorted(SENSITIVE["phones"])
+
+
+def test_service_manager_edit_form_has_no_lists(make_user, rep, team, client_for):
+    """R7.2.4: without the row permissions the lists are not offered, and a forged list is ignored."""
+    english(rep)
+    service_manager = english(make_user(roles.SERVICE_MANAGER, team=team))
+    customer = sensitive_customer(rep)
+    client = client_for(service_manager)
+    page = client.get(edit_url(customer))
+    body = page.content.decode()
+    for prefix in ("phones", "emails", "accounts", "addresses"):
+        assert f'name="{prefix}-TOTAL_FORMS"' not in body
+    assert "you may not change are not shown" in body
+    data = submitted(page)
+    data["notes"] = ["客服备注"]
+    data.update({k: [v] for k, v in management("phones", 1).items()})
+    data["phones-0-number"] = ["13611112222"]
+    assert client.post(edit_url(customer), data).status_code == 302
+    customer.refresh_from_db()
+    assert customer.notes == "客服备注"
+    assert sorted(p.number for p in customer.phones.all()) == sorted(SENSITIVE["phones"])
+    # A rep has the row permissions: the lists are there.
+    body = client_for(rep).get(edit_url(customer)).content.decode()
+    assert 'name="phones-TOTAL_FORMS"' in body
 
 
 def test_edit_deletes_marked_rows(rep, client_for):

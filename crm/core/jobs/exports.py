@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from crm.accounts.roles import role_label
@@ -28,7 +28,7 @@ HEADERS = (
     _("Roles"),
     _("Language"),
     _("Time zone"),
-    _("Active"),
+    pgettext_lazy("user account", "Active"),
     _("Last login"),
 )
 

@@ -7,6 +7,7 @@ from django.core.validators import MaxValueValidator
 from django.db import models
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Job(models.Model):
@@ -24,7 +25,7 @@ class Job(models.Model):
     kind = models.CharField(_("kind"), max_length=100)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
-        verbose_name=_("owner"),
+        verbose_name=pgettext_lazy("job", "owner"),
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
