@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from django.core.paginator import Paginator
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.http import QueryDict
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
@@ -43,8 +43,8 @@ from crm.core.fields import sensitive_q
 from crm.core.visibility import visible_to
 
 from ..filters import CustomerFilter
-from ..models import Customer, CustomerEmail, CustomerPhone, CustomerSearchToken, PlatformAccount
-from ..services.search import query_tokens
+from ..models import Customer, CustomerEmail, CustomerPhone, PlatformAccount
+from ..services.search import matching_customer_ids, query_tokens
 
 EXACT_MATCH_LIMIT = 1000
 NAME_MATCH_LIMIT = 5000
@@ -127,28 +127,9 @@ def _clean_term(term: str) -> str:
     return " ".join((term or "").split())[:200]
 
 
-def name_match(term: str) -> QuerySet | None:
-    """``customer_id`` values of the customers whose name holds every token of ``term``, read from
-    the token table alone (the same rule as ``services.search.filter_by_name``); None: no tokens."""
-    tokens = query_tokens(term)
-    if not tokens:
-        return None
-    if len(tokens) == 1:
-        return CustomerSearchToken.objects.filter(token=next(iter(tokens))).values_list(
-            "customer_id", flat=True
-        )
-    return (
-        CustomerSearchToken.objects.filter(token__in=tokens)
-        .values("customer_id")
-        .annotate(hits=Count("token", distinct=True))
-        .filter(hits=len(tokens))
-        .values_list("customer_id", flat=True)
-    )
-
-
 def _name_ids(term: str) -> list[int] | None:
     """The ids matching ``term`` by name, or None when more than ``NAME_MATCH_LIMIT`` match."""
-    match = name_match(term)
+    match = matching_customer_ids(term)
     if match is None:
         return []
     ids = list(match.order_by()[: NAME_MATCH_LIMIT + 1])
@@ -199,7 +180,7 @@ def search_q(term: str) -> Q | None:
     if _uses_name(term):
         name_ids = _name_ids(term)
         if name_ids is None:
-            name_q = Q(pk__in=name_match(term).order_by())
+            name_q = Q(pk__in=matching_customer_ids(term).order_by())
             return name_q | Q(pk__in=sorted(ids)) if ids else name_q
         ids.update(name_ids)
     return Q(pk__in=sorted(ids))

@@ -73,18 +73,27 @@ def tokens_for_bulk(customers) -> list[CustomerSearchToken]:
     return [CustomerSearchToken(customer_id=c.pk, token=t) for c in customers for t in name_tokens(c.name)]
 
 
-def filter_by_name(queryset: QuerySet, term: str) -> QuerySet:
-    """Customers of ``queryset`` whose name contains every token of ``term``."""
+def matching_customer_ids(term: str) -> QuerySet | None:
+    """``customer_id`` values of the customers whose name holds every token of ``term``, read from
+    the token table alone (an indexed lookup); None when the term has no tokens."""
     tokens = query_tokens(term)
     if not tokens:
-        return queryset.none()
+        return None
     if len(tokens) == 1:
-        return queryset.filter(search_tokens__token=next(iter(tokens)))
-    matching = (
+        only = next(iter(tokens))
+        return CustomerSearchToken.objects.filter(token=only).values_list("customer_id", flat=True)
+    return (
         CustomerSearchToken.objects.filter(token__in=tokens)
         .values("customer_id")
         .annotate(hits=Count("token", distinct=True))
         .filter(hits=len(tokens))
-        .values("customer_id")
+        .values_list("customer_id", flat=True)
     )
+
+
+def filter_by_name(queryset: QuerySet, term: str) -> QuerySet:
+    """Customers of ``queryset`` whose name contains every token of ``term``."""
+    matching = matching_customer_ids(term)
+    if matching is None:
+        return queryset.none()
     return queryset.filter(pk__in=matching)
