@@ -640,3 +640,64 @@ class ImportTemplate(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Segment(models.TextChoices):
+    """The eight classic RFM segments (R = recent, F = frequent, M = high spend; high/low each)."""
+
+    IMPORTANT_VALUE = "important_value", _("Important value")  # 重要价值客户 R high F high M high
+    IMPORTANT_DEVELOP = "important_develop", _("Important to develop")  # 重要发展客户 R high F low M high
+    IMPORTANT_KEEP = "important_keep", _("Important to keep")  # 重要保持客户 R low F high M high
+    IMPORTANT_RETAIN = "important_retain", _("Important to win back")  # 重要挽留客户 R low F low M high
+    GENERAL_VALUE = "general_value", _("General value")  # 一般价值客户 R high F high M low
+    GENERAL_DEVELOP = "general_develop", _("General to develop")  # 一般发展客户 R high F low M low
+    GENERAL_KEEP = "general_keep", _("General to keep")  # 一般保持客户 R low F high M low
+    GENERAL_RETAIN = "general_retain", _("General to win back")  # 一般挽留客户 R low F low M low
+
+
+class CustomerMetrics(models.Model):
+    """What the orders say about one customer (R5.1.3 automatic analysis).
+
+    Written only by the commerce analysis (sales.services.analysis): a nightly full run and an
+    incremental update when an order lands. Customers without counted orders have no row.
+    """
+
+    customer = models.OneToOneField(
+        Customer,
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="metrics",
+    )
+    first_order_at = models.DateTimeField(_("first order"), null=True, blank=True)
+    last_order_at = models.DateTimeField(_("last order"), null=True, blank=True)
+    recency_days = models.PositiveIntegerField(_("days since last order"), null=True, blank=True)
+    frequency = models.PositiveIntegerField(_("orders"), default=0)
+    monetary = models.DecimalField(_("total spent"), max_digits=14, decimal_places=2, default=0)
+    r_score = models.PositiveSmallIntegerField(_("R score"), default=0)
+    f_score = models.PositiveSmallIntegerField(_("F score"), default=0)
+    m_score = models.PositiveSmallIntegerField(_("M score"), default=0)
+    segment = models.CharField(
+        _("RFM segment"), max_length=20, choices=Segment.choices, blank=True, db_index=True
+    )
+    average_order_value = models.DecimalField(
+        _("average order value"), max_digits=14, decimal_places=2, default=0
+    )
+    average_days_between = models.DecimalField(
+        _("average days between orders"), max_digits=8, decimal_places=1, null=True, blank=True
+    )
+    predicted_next_order = models.DateField(_("predicted next order"), null=True, blank=True)
+    lifetime_value = models.DecimalField(_("lifetime value"), max_digits=14, decimal_places=2, default=0)
+    churn_risk = models.BooleanField(_("churn risk"), default=False, db_index=True)
+    computed_at = models.DateTimeField(_("computed at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("customer analysis")
+        verbose_name_plural = _("customer analyses")
+        indexes = [
+            models.Index(fields=["segment", "customer"], name="metrics_segment_customer"),
+            models.Index(fields=["monetary"], name="metrics_monetary"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.segment}"

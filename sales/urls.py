@@ -1,5 +1,13 @@
-"""URLs of the sales app (R-IDs in docs/traceability.md). Pages arrive with their issue."""
+"""URLs of the sales app (R-IDs in docs/traceability.md). Each area's views module owns its patterns."""
+
+from sales.views import analysis, inventory, order_import, orders, quotes
 
 app_name = "sales"
 
-urlpatterns: list = []
+urlpatterns: list = [
+    *inventory.urlpatterns,
+    *quotes.urlpatterns,
+    *orders.urlpatterns,
+    *order_import.urlpatterns,
+    *analysis.urlpatterns,
+]

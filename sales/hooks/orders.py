@@ -1,0 +1,5 @@
+"""Registrations of the orders area (roles, nav, tabs, timeline, demo, jobs)."""
+
+
+def register() -> None:
+    """Called from SalesConfig.ready()."""

@@ -1,0 +1,3 @@
+"""Views of the inventory area. `urlpatterns` is included by sales/urls.py."""
+
+urlpatterns: list = []

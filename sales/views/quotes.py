@@ -1,0 +1,3 @@
+"""Views of the quotes area. `urlpatterns` is included by sales/urls.py."""
+
+urlpatterns: list = []
