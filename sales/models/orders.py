@@ -33,6 +33,11 @@ class Channel(models.TextChoices):
 
 
 class OrderStatus(models.TextChoices):
+    """draft -> (awaiting approval ->) pending payment -> paid -> shipped -> completed;
+    cancelled from any state before shipping; refund requested -> refunded (or back)."""
+
+    DRAFT = "draft", pgettext_lazy("order status", "Draft")
+    PENDING_APPROVAL = "pending_approval", pgettext_lazy("order status", "Awaiting approval")
     PENDING_PAYMENT = "pending_payment", _("Pending payment")
     PAID = "paid", pgettext_lazy("order status", "Paid")
     SHIPPED = "shipped", _("Shipped")
