@@ -17,11 +17,13 @@ from .models import (
     Customer,
     CustomerEmail,
     CustomerLevel,
+    CustomerMetrics,
     CustomerPhone,
     CustomerPool,
     CustomerSearchToken,
     Feedback,
     FollowUp,
+    ImportFingerprint,
     ImportTemplate,
     MarketingConsent,
     PlatformAccount,
@@ -301,6 +303,40 @@ class CustomerSearchTokenAdmin(AuditedModelAdmin):
 
     list_display = ["token", "customer"]
     search_fields = ["=token"]
+    raw_id_fields = ["customer"]
+    list_select_related = ["customer"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ImportFingerprint)
+class ImportFingerprintAdmin(AuditedModelAdmin):
+    """Read-only: written by the customer import (see customers.services.imports.matching)."""
+
+    list_display = ["fingerprint", "customer", "created_at"]
+    search_fields = ["=fingerprint"]
+    raw_id_fields = ["customer"]
+    list_select_related = ["customer"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(CustomerMetrics)
+class CustomerMetricsAdmin(AuditedModelAdmin):
+    """Read-only: computed from orders by the commerce analysis (sales.services.analysis)."""
+
+    list_display = ["customer", "segment", "frequency", "monetary", "recency_days", "churn_risk"]
+    list_filter = ["segment", "churn_risk"]
     raw_id_fields = ["customer"]
     list_select_related = ["customer"]
     show_full_result_count = False

@@ -13,7 +13,8 @@ from crispy_forms.helper import FormHelper
 from crispy_forms.layout import Column, Layout, Row
 from django import forms
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models.lookups import Exact, In
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -21,7 +22,7 @@ from django.utils.translation import gettext_lazy as _
 from crm.accounts.models import Team
 from crm.core.regions import selectors as regions
 
-from .models import Customer, CustomerLevel, CustomerPool, Source, Stage, Tag
+from .models import Customer, CustomerLevel, CustomerMetrics, CustomerPool, Segment, Source, Stage, Tag
 
 
 def _day_start(value: datetime.date) -> datetime.datetime:
@@ -52,6 +53,8 @@ class CustomerFilterForm(forms.Form):
                 Column("pool", css_class=half),
                 Column("created_from", css_class=half),
                 Column("created_to", css_class=half),
+                Column("segment", css_class=half),
+                Column("churn_risk", css_class=half),
             )
         )
 
@@ -106,6 +109,19 @@ class CustomerFilter(django_filters.FilterSet):
     created_to = django_filters.DateFilter(
         label=_("Created to"), method="filter_created_to", widget=forms.DateInput(attrs={"type": "date"})
     )
+    # The commerce analysis' results (customers.CustomerMetrics, written by sales.services.analysis).
+    segment = django_filters.MultipleChoiceFilter(
+        label=_("RFM segment"),
+        choices=Segment.choices,
+        method="filter_segment",
+        widget=forms.SelectMultiple(attrs={"size": 4}),
+    )
+    churn_risk = django_filters.ChoiceFilter(
+        label=_("Churn risk"),
+        choices=[("yes", _("At churn risk")), ("no", _("Not at churn risk"))],
+        method="filter_churn_risk",
+        empty_label=_("Any"),
+    )
     id = NumberInFilter(field_name="pk", lookup_expr="in", label=_("Selected customers"))
 
     class Meta:
@@ -154,6 +170,21 @@ class CustomerFilter(django_filters.FilterSet):
             return queryset.none()
         return queryset.filter(city_id=value)
 
+    def filter_segment(self, queryset: QuerySet, name, value):
+        if not value:
+            return queryset
+        return _metrics_filter(
+            queryset, "segment", list(value), CustomerMetrics.objects.filter(segment__in=value)
+        )
+
+    def filter_churn_risk(self, queryset: QuerySet, name, value):
+        if value not in ("yes", "no"):
+            return queryset
+        at_risk = value == "yes"
+        return _metrics_filter(
+            queryset, "churn_risk", at_risk, CustomerMetrics.objects.filter(churn_risk=at_risk)
+        )
+
     def filter_created_from(self, queryset, name, value):
         return queryset.filter(created_at__gte=_day_start(value))
 
@@ -180,6 +211,27 @@ class CustomerFilter(django_filters.FilterSet):
             for name, value in getattr(self.form, "cleaned_data", {}).items()
             if name != "id" and _is_set(value)
         ]
+
+
+#: A segment or churn-risk selection of at least this many customers is checked customer by customer
+#: while the list is read in its order (a page stops after its rows); a smaller one is read from
+#: the metrics index first and joined.
+DENSE_METRICS_FROM = 20_000
+
+
+def _metrics_filter(queryset: QuerySet, field: str, value, matching: QuerySet) -> QuerySet:
+    """Customers whose analysis (CustomerMetrics) has ``field`` equal to (or, for a list, in) ``value``.
+
+    At 1,000,000 customers, ``pk IN (metrics subquery)`` makes MariaDB join every matching metrics row
+    and sort them all before the first page (seconds for a segment of 250,000), while a per-customer
+    check walks the list's index and stops after a page (milliseconds) -- unless the selection is
+    rare, when the join is the cheaper one. A capped count on the metrics index (at most
+    DENSE_METRICS_FROM index entries) decides.
+    """
+    if matching.order_by()[:DENSE_METRICS_FROM].count() < DENSE_METRICS_FROM:
+        return queryset.filter(pk__in=matching.values("customer_id"))
+    own = Subquery(CustomerMetrics.objects.filter(customer_id=OuterRef("pk")).values(field)[:1])
+    return queryset.filter(In(own, value) if isinstance(value, list) else Exact(own, value))
 
 
 def _is_set(value) -> bool:

@@ -701,3 +701,26 @@ class CustomerMetrics(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id}: {self.segment}"
+
+
+class ImportFingerprint(models.Model):
+    """The fingerprint of an import row that created or updated a customer (R5.1.3).
+
+    A keyed hash of the row's normalised content (``customers.services.imports.matching.
+    row_fingerprint``), so importing the same file again finds the customer of a row that has no
+    phone, e-mail or platform account. Derived data: no value of the row can be read back from it.
+    """
+
+    customer = models.ForeignKey(
+        Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="import_fingerprints"
+    )
+    fingerprint = models.CharField(_("fingerprint"), max_length=32)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("import fingerprint")
+        verbose_name_plural = _("import fingerprints")
+        indexes = [models.Index(fields=["fingerprint"], name="cust_import_fingerprint")]
+
+    def __str__(self) -> str:
+        return self.fingerprint[:12]

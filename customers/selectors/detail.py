@@ -6,14 +6,12 @@ whatever the number of phones, contacts, addresses or follow-ups.
 
 from __future__ import annotations
 
-from django.core.exceptions import FieldDoesNotExist
 from django.core.paginator import Paginator
 from django.db.models import Prefetch
 from django.urls import reverse
 from django.utils.text import Truncator
 from django.utils.translation import gettext
 
-from crm.core.audit.models import AuditAction, AuditEntry
 from crm.core.crypto import mask
 from crm.core.registry import registry
 from crm.core.visibility import Scope, get_visible_or_404, scope_for
@@ -30,6 +28,7 @@ from ..models import (
     PoolEvent,
 )
 from ..registry import TimelineItem, TimelineSource, register_builtin
+from .audit_timeline import audit_timeline_items
 
 TAB_PAGE_SIZE = 20
 TIMELINE_LIMIT = 50
@@ -305,48 +304,11 @@ def pool_event_items(customer, user, limit: int) -> list[TimelineItem]:
     ]
 
 
-AUDIT_ICONS = {
-    AuditAction.CREATE: "plus-circle",
-    AuditAction.UPDATE: "pencil",
-    AuditAction.DELETE: "trash",
-    AuditAction.VIEW_SENSITIVE: "eye",
-    AuditAction.EXPORT: "download",
-}
-
-
-def _field_labels(names) -> str:
-    labels = []
-    for name in names:
-        try:
-            labels.append(str(Customer._meta.get_field(name).verbose_name))
-        except FieldDoesNotExist:  # a field removed since the entry was written
-            labels.append(str(name))
-    return ", ".join(labels)
-
-
 def audit_items(customer, user, limit: int) -> list[TimelineItem]:
-    """The customer's own ledger entries: what happened and who did it, never the values."""
-    rows = AuditEntry.objects.filter(object_type=Customer._meta.label_lower, object_id=str(customer.pk))
-    rows = rows.only("seq", "created_at", "actor_repr", "action", "changes", "message").order_by("-seq")
-    items = []
-    for entry in rows[:limit]:
-        body = entry.message
-        if entry.action == AuditAction.UPDATE and isinstance(entry.changes, dict) and entry.changes:
-            body = gettext("Changed: %(fields)s") % {"fields": _field_labels(entry.changes)}
-        items.append(
-            TimelineItem(
-                when=entry.created_at,
-                icon=AUDIT_ICONS.get(entry.action, "journal-text"),
-                title=gettext("%(action)s by %(actor)s")
-                % {
-                    "action": entry.get_action_display(),
-                    "actor": entry.actor_repr or gettext("the system"),
-                },
-                body=_body(body),
-                kind="audit",
-            )
-        )
-    return items
+    """The customer's own ledger entries, rendered in the viewer's language from their structured
+    fields (see ``customers.selectors.audit_timeline``): what happened and who did it, never the
+    values."""
+    return audit_timeline_items(customer, limit)
 
 
 BUILTIN_TIMELINE_SOURCES = (

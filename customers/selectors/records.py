@@ -21,9 +21,16 @@ against the scope and the filters) instead of scanning the list in order and tes
 subqueries on every row (on 1,000,000 customers: 2 to 3 s for a manager, see docs/performance.md).
 
 A name term that matches more than ``NAME_MATCH_LIMIT`` customers in the whole table (one common
-character such as "张") is kept as a subquery on the token table, so the results stay complete for
-the list, "select all matching" and exports; ``search_is_broad(term)`` tells the page so it can
-suggest a longer term.
+character such as "张": tens of thousands of rows) is a *broad* search. Its results stay complete
+(the list, "select all matching" and exports see every match), but reading every match to sort it
+costs about a second on 1,000,000 customers, so the list page treats it differently
+(``customer_results_for_user``):
+
+* the page's rows: when the list is sorted by a date (the default, newest first), the name is
+  tested row by row while the database walks the list's own index (``name_probe_q``), so the page
+  stops after a few hundred rows; for other sorts the match is a subquery as below (slower);
+* the count: a subquery on the token table, counted up to ``BROAD_COUNT_CAP`` (1,000): the page says
+  "more than 1,000 customers match" and suggests typing more of the name, as large CRMs do.
 """
 
 from __future__ import annotations
@@ -44,11 +51,19 @@ from crm.core.visibility import visible_to
 
 from ..filters import CustomerFilter
 from ..models import Customer, CustomerEmail, CustomerPhone, PlatformAccount
-from ..services.search import matching_customer_ids, query_tokens
+from ..services.search import matching_customer_ids, name_probe_q, query_tokens
 
 EXACT_MATCH_LIMIT = 1000
-NAME_MATCH_LIMIT = 5000
+#: A name matching more customers than this (in the whole table) is a broad search. Below it the
+#: matches are read as ids (one indexed query) and the page sorts just those rows; above it that
+#: sort costs more than testing the list row by row (measured in docs/performance.md).
+NAME_MATCH_LIMIT = 3000
 COUNT_CAP = 10_000
+#: How far the list counts the results of a broad name search ("more than 1,000 customers match").
+BROAD_COUNT_CAP = 1000
+#: Sort fields a broad name search reads by walking the list's index: indexed dates, which say
+#: nothing about the name (sorting by the name itself would walk past every other surname first).
+SCAN_ORDER_FIELDS = frozenset({"created_at", "updated_at", "last_follow_up_at", "last_order_at"})
 DEFAULT_ORDERING = ("-created_at", "-id")
 PAGE_SIZES = (25, 50, 100)
 
@@ -167,23 +182,57 @@ def _exact_ids(term: str) -> list[int]:
     return exact
 
 
-def search_q(term: str) -> Q | None:
-    """The filter for the search box, or None when the term is blank.
+@dataclass(frozen=True)
+class CustomerSearch:
+    """The search box resolved once: the ids found (exact lookups and a narrow name), and whether
+    the name part is broad (kept as a lookup in the token table instead of a list of ids)."""
 
-    Runs every lookup at once and returns ``Q(pk__in=[ids])`` (one literal list); only a name term
-    broader than ``NAME_MATCH_LIMIT`` stays a subquery (see the module docstring).
-    """
+    term: str
+    ids: tuple[int, ...] = ()
+    broad_name: bool = False
+
+    def q(self, *, scan: bool = False) -> Q:
+        """The filter. A broad name is a subquery on the token table (complete results, for counts,
+        exports and bulk actions), or with ``scan`` a test of each row (for reading one page while
+        walking the list in an indexed order)."""
+        ids = Q(pk__in=list(self.ids))
+        if not self.broad_name:
+            return ids
+        subquery = Q(pk__in=matching_customer_ids(self.term).order_by())
+        name = name_probe_q(self.term) if scan else subquery
+        return name | ids if self.ids else name
+
+
+def resolve_search(term: str) -> CustomerSearch | None:
+    """Run every lookup of the search box at once (None when the term is blank)."""
     term = _clean_term(term)
     if not term:
         return None
     ids = set(_exact_ids(term))
+    broad = False
     if _uses_name(term):
         name_ids = _name_ids(term)
         if name_ids is None:
-            name_q = Q(pk__in=matching_customer_ids(term).order_by())
-            return name_q | Q(pk__in=sorted(ids)) if ids else name_q
-        ids.update(name_ids)
-    return Q(pk__in=sorted(ids))
+            broad = True
+        else:
+            ids.update(name_ids)
+    return CustomerSearch(term=term, ids=tuple(sorted(ids)), broad_name=broad)
+
+
+def search_q(term: str) -> Q | None:
+    """The filter for the search box, or None when the term is blank.
+
+    Returns ``Q(pk__in=[ids])`` (one literal list); only a name term broader than
+    ``NAME_MATCH_LIMIT`` stays a subquery (see the module docstring).
+    """
+    search = resolve_search(term)
+    return None if search is None else search.q()
+
+
+def scans_in_order(ordering: Iterable[str]) -> bool:
+    """Whether a page in this order is read by walking an index that says nothing about names."""
+    first = next(iter(ordering), "")
+    return first.lstrip("-") in SCAN_ORDER_FIELDS
 
 
 # The list -----------------------------------------------------------------------------------------
@@ -250,14 +299,51 @@ def customer_list_for_user(
     *, user, filters: Mapping | QueryDict | None = None, columns: Iterable[str] | None = None
 ) -> QuerySet[Customer]:
     """The customers ``user`` may see, searched (``q``), filtered, sorted (``sort``), with the
-    related rows the chosen ``columns`` show (all columns when not given)."""
+    related rows the chosen ``columns`` show (all columns when not given). Every match, whatever
+    its size (exports, bulk actions); the list page reads ``customer_results_for_user``."""
     data = _as_querydict(filters)
     queryset = customer_filterset_for_user(user=user, filters=data).qs
-    q = search_q(data.get("q", ""))
-    if q is not None:
-        queryset = queryset.filter(q)
+    search = resolve_search(data.get("q", ""))
+    if search is not None:
+        queryset = queryset.filter(search.q())
     queryset = queryset.order_by(*ordering_for(data.get("sort")))
     return with_columns(queryset, columns if columns is not None else list(COLUMNS))
+
+
+@dataclass(frozen=True)
+class CustomerResults:
+    """What the list page reads: the rows (in order), the same customers shaped for a capped
+    count, how far to count, and whether the search is a broad name."""
+
+    rows: QuerySet
+    counted: QuerySet
+    count_cap: int = COUNT_CAP
+    broad_search: bool = False
+
+    def paginator(self, per_page: int) -> CappedPaginator:
+        return CappedPaginator(self.rows, per_page, cap=self.count_cap, count_list=self.counted)
+
+
+def customer_results_for_user(
+    *, user, filters: Mapping | QueryDict | None = None, columns: Iterable[str] | None = None
+) -> CustomerResults:
+    """The list page's customers: as ``customer_list_for_user``, with the search resolved once and
+    shaped for paging (see the module docstring for broad name searches)."""
+    data = _as_querydict(filters)
+    base = customer_filterset_for_user(user=user, filters=data).qs
+    ordering = ordering_for(data.get("sort"))
+    search = resolve_search(data.get("q", ""))
+    rows = counted = base
+    broad = search is not None and search.broad_name
+    if search is not None:
+        rows = base.filter(search.q(scan=broad and scans_in_order(ordering)))
+        counted = base.filter(search.q())
+    return CustomerResults(
+        rows=with_columns(rows.order_by(*ordering), columns if columns is not None else list(COLUMNS)),
+        counted=counted.order_by(),
+        count_cap=BROAD_COUNT_CAP if broad else COUNT_CAP,
+        broad_search=broad,
+    )
 
 
 def customer_count_for_user(
@@ -280,16 +366,19 @@ class CappedPaginator(Paginator):
 
     Counting a million-row list costs a full index scan on every page view; the count is
     computed as ``COUNT(*)`` over at most ``cap + 1`` rows instead (a bounded scan). Past the
-    cap the page shows "more than 10,000" and the pages beyond stay unreachable: narrow the filter.
+    cap the page shows "more than 10,000" (1,000 for a broad name search, ``BROAD_COUNT_CAP``) and
+    the pages beyond stay unreachable: narrow the filter.
     """
 
-    def __init__(self, object_list, per_page, *, cap: int = COUNT_CAP, **kwargs):
+    def __init__(self, object_list, per_page, *, cap: int = COUNT_CAP, count_list=None, **kwargs):
         super().__init__(object_list, per_page, **kwargs)
         self.cap = cap
         self.capped = False
+        # The same rows in the shape that counts fastest (see customer_results_for_user).
+        self.count_list = count_list if count_list is not None else object_list
 
     @cached_property
     def count(self) -> int:
-        found = self.object_list.order_by()[: self.cap + 1].count()
+        found = self.count_list.order_by()[: self.cap + 1].count()
         self.capped = found > self.cap
         return min(found, self.cap)

@@ -35,6 +35,7 @@ from ..models import (
     ContactPerson,
     Customer,
     CustomerEmail,
+    CustomerMetrics,
     CustomerPhone,
     CustomerSearchToken,
     Gender,
@@ -53,7 +54,8 @@ LATEST_FIELDS = ("last_follow_up_at", "last_order_at")  # the later of the two
 AUDITED_FIELDS = (*FILL_FIELDS, *REGION_FIELDS, *OWNER_FIELDS, *LATEST_FIELDS)
 
 # Relations that do not move: derived data rebuilt for the survivor.
-SKIPPED_MODELS = (CustomerSearchToken,)
+# Search tokens are rebuilt and metrics recomputed from the orders, not moved.
+SKIPPED_MODELS = (CustomerSearchToken, CustomerMetrics)
 
 
 @dataclass

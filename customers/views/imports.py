@@ -96,7 +96,7 @@ def import_map_view(request, token):
 def _dry_run(request, session):
     return imports.run_import(
         actor=request.user,
-        path=session.path,
+        path=session.table_path,
         mapping=session.mapping,
         policy=session.policy,
         filename=session.filename,

@@ -2,9 +2,10 @@
 bulk actions and export. Thin views over customers.selectors.records and the services.
 
 Counting: the list never counts more than ``COUNT_CAP`` (10,000) rows (``CappedPaginator``); a
-million-row list shows "more than 10,000" and the pages up to that point. "Select all matching"
-works on the whole filtered result whatever its size (bulk actions above 500 rows and exports above
-EXPORT_INLINE_LIMIT rows run as jobs).
+million-row list shows "more than 10,000" and the pages up to that point. A broad name search (one
+common character) counts up to ``BROAD_COUNT_CAP`` (1,000) and suggests typing more of the name.
+"Select all matching" works on the whole filtered result whatever its size (bulk actions above 500
+rows and exports above EXPORT_INLINE_LIMIT rows run as jobs).
 """
 
 from __future__ import annotations
@@ -146,8 +147,8 @@ def customer_list(request):
 
     columns = _columns_for(request, saved)
     filterset = selectors.customer_filterset_for_user(user=user, filters=filters)
-    queryset = selectors.customer_list_for_user(user=user, filters=filters, columns=columns)
-    paginator = selectors.CappedPaginator(queryset, _per_page(request))
+    results = selectors.customer_results_for_user(user=user, filters=filters, columns=columns)
+    paginator = results.paginator(_per_page(request))
     page_obj = paginator.get_page(request.GET.get("page"))
     rows = [(customer, _cells(customer, columns, user)) for customer in page_obj.object_list]
     query = filters.copy()
@@ -160,6 +161,7 @@ def customer_list(request):
         "filter": filterset,
         "active_filters": filterset.active_names,
         "search": filters.get("q", ""),
+        "broad_search": results.broad_search,
         "sort": filters.get("sort", ""),
         "columns": columns,
         "headers": _sort_links(columns, filters.get("sort", "")),

@@ -214,7 +214,7 @@ def test_builtin_tabs_and_placeholders(rep, customer, clean_registry):
     for key in ("followups", "feedback", "addresses", "consent", *PLACEHOLDER_TABS):
         assert key in keys
     assert "contacts" not in keys  # a person has no contact persons
-    assert next(t for t in tabs_for(request_for(rep), customer) if t.key == "orders").placeholder
+    assert next(t for t in tabs_for(request_for(rep), customer) if t.key == "tickets").placeholder
 
 
 def test_registered_tab_replaces_placeholder_and_respects_permission(

@@ -163,8 +163,8 @@ def test_placeholder_tabs_until_registered(client_for, rep, customer):
     rep.language = "en"  # the request runs in the user's language, whatever the test has activated
     rep.save(update_fields=["language"])
     with translation.override("en"):
-        html = client_for(rep).get(url("customer-detail", customer.pk), {"tab": "orders"}).content.decode()
-    assert "Orders and transactions will appear here once the commerce module is installed." in html
+        html = client_for(rep).get(url("customer-detail", customer.pk), {"tab": "tickets"}).content.decode()
+    assert "Service tickets will appear here once the service module is installed." in html
     for key in ("orders", "opportunities", "tickets", "campaigns"):
         assert f"?tab={key}" in html
 
