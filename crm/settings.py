@@ -237,6 +237,35 @@ EXPORT_INLINE_LIMIT = env.int("EXPORT_INLINE_LIMIT", default=5000)
 # Absolute base URL for links in emails, e.g. https://crm.example.com (no trailing slash).
 SITE_URL = env.str("SITE_URL", default="")
 
+# Customer analysis (RFM, lifetime value, churn risk; sales.services.analysis) ------------------
+# A repeat customer is at churn risk when the days since the last order exceed this many times
+# their average days between orders, and at least SALES_ANALYSIS_CHURN_MIN_DAYS.
+SALES_ANALYSIS_CHURN_FACTOR = env.float("SALES_ANALYSIS_CHURN_FACTOR", default=2.0)
+SALES_ANALYSIS_CHURN_MIN_DAYS = env.int("SALES_ANALYSIS_CHURN_MIN_DAYS", default=30)
+# A customer with a single order is at churn risk after this many days without a second one.
+SALES_ANALYSIS_ONE_ORDER_CHURN_DAYS = env.int("SALES_ANALYSIS_ONE_ORDER_CHURN_DAYS", default=180)
+# Lifetime value = spent so far + the years ahead at the customer's past pace (none at churn risk).
+SALES_ANALYSIS_CLV_YEARS = env.int("SALES_ANALYSIS_CLV_YEARS", default=3)
+
+# Catalogue (sales.models.catalog) ----------------------------------------------------------------
+# Tax rate given to new products, as a fraction (0.13 = 13% VAT on goods); each product can differ.
+SALES_DEFAULT_TAX_RATE = env.str("SALES_DEFAULT_TAX_RATE", default="0.13")
+
+# Quotes (sales.services.quotes, sales.services.quote_documents) -------------------------------
+# Company name printed at the top of quote PDFs and in quote e-mails (default: the CRM's name).
+SALES_QUOTE_ISSUER = env.str("SALES_QUOTE_ISSUER", default="")
+# Days a new quote is valid by default.
+SALES_QUOTE_VALIDITY_DAYS = env.int("SALES_QUOTE_VALIDITY_DAYS", default=30)
+# Terms pre-filled on new quotes (payment, delivery...).
+SALES_QUOTE_DEFAULT_TERMS = env.str("SALES_QUOTE_DEFAULT_TERMS", default="")
+# TrueType font (.ttf, or .ttc with TrueType outlines) embedded in quote PDFs; empty = the packaged
+# WenQuanYi Micro Hei (PyPI paperang-p2-fonts-cjk). Example: C:\Windows\Fonts\msyh.ttc
+SALES_QUOTE_FONT_PATH = env.str("SALES_QUOTE_FONT_PATH", default="")
+
+# Orders and payments (sales.services.payments) -------------------------------------------------
+# Owners are reminded of an instalment this many days before it falls due (daily beat task).
+SALES_PAYMENT_REMINDER_DAYS = env.int("SALES_PAYMENT_REMINDER_DAYS", default=3)
+
 # Email -------------------------------------------------------------------------------------------
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="crm@localhost")

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from crm.core.money import AmountField
 
@@ -50,3 +53,64 @@ class AutoTagRule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def segment_label(self):
+        from customers.models import Segment
+
+        return Segment(self.segment).label if self.segment in Segment.values else self.segment
+
+
+class AnalysisRun(models.Model):
+    """One full run of the customer analysis (nightly or on demand, R5.1.3).
+
+    Keeps what the incremental update needs to score one customer the way the last full run
+    scored everybody: the quintile boundaries of recency, frequency and monetary value.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running", pgettext_lazy("analysis run", "Running")
+        SUCCEEDED = "succeeded", pgettext_lazy("analysis run", "Succeeded")
+        FAILED = "failed", pgettext_lazy("analysis run", "Failed")
+
+    class Trigger(models.TextChoices):
+        SCHEDULED = "scheduled", _("Nightly schedule")
+        MANUAL = "manual", _("Started by hand")
+
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.RUNNING)
+    trigger = models.CharField(
+        _("started by"), max_length=10, choices=Trigger.choices, default=Trigger.MANUAL
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    started_at = models.DateTimeField(_("started at"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    customers = models.PositiveIntegerField(_("customers analysed"), default=0)
+    orders = models.PositiveIntegerField(_("orders counted"), default=0)
+    churn_risk = models.PositiveIntegerField(_("customers at churn risk"), default=0)
+    segments = models.JSONField(_("customers per segment"), default=dict, blank=True)
+    thresholds = models.JSONField(_("score boundaries"), default=dict, blank=True, editable=False)
+    timings = models.JSONField(_("seconds per step"), default=dict, blank=True, editable=False)
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        verbose_name = _("analysis run")
+        verbose_name_plural = _("analysis runs")
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["status", "-finished_at"], name="analysis_run_status_finished")]
+        permissions = [("run_analysis", _("Can run the customer analysis"))]
+
+    def __str__(self) -> str:
+        return f"{self.started_at:%Y-%m-%d %H:%M} {self.status}"
+
+    @property
+    def seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()

@@ -6,6 +6,11 @@
     python -m tests.perf.run --debug                  # with DEBUG on, like the quick start
     python -m tests.perf.run --mode wsgi --db-url mysql://root@127.0.0.1:3306/crm_perf   # real server
     python -m tests.perf.run --mode export-memory --db-url mysql://root@127.0.0.1:3306/crm_perf
+    python -m tests.perf.run --mode import --rows 100000 --reimport     # a fresh database only
+    python -m tests.perf.run --mode order-import --rows 100000 --reimport --later   # a fresh database only
+    python -m tests.perf.run --mode quote-pdf --requests 50       # signed quote PDFs, 20 and 200 lines
+    python -m tests.perf.run --mode orders --db-url mysql://root@127.0.0.1:3306/crm_perf   # order pages
+    python -m tests.perf.run --mode analysis --db-url mysql://root@127.0.0.1:3306/crm_perf  # RFM run
 
 The application runs in-process behind Django's test Client (no network, no web server), so the
 numbers are the server's own time per request: middleware, view, queries, template. Each run
@@ -16,6 +21,7 @@ Results are printed and written to reports/perf/<mode>-<timestamp>.json (and <mo
 ``--mode wsgi`` (tests/perf/wsgi.py) instead serves the customer pages from waitress or gunicorn with
 DEBUG off and times them over HTTP, signed in through the login form; it uses the database as it is.
 ``--mode export-memory`` measures the peak memory of exporting every customer (tests/perf/export.py).
+``--mode import`` times the customer import of a generated .xlsx (tests/perf/imports.py).
 
 To add a page, append a ``Page`` to ``PAGES``: a name, a URL (or a callable returning one, given
 the logged-in user), and the demo user to log in as (None = anonymous).
@@ -244,7 +250,20 @@ def run_seed_one(args) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.perf.run", description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--mode", choices=["pages", "seed-scale", "wsgi", "export-memory", "_seed-one"], default="pages"
+        "--mode",
+        choices=[
+            "pages",
+            "seed-scale",
+            "wsgi",
+            "export-memory",
+            "import",
+            "order-import",
+            "orders",
+            "quote-pdf",
+            "analysis",
+            "_seed-one",
+        ],
+        default="pages",
     )
     parser.add_argument("--db-url", help="database to use (default: a new temporary SQLite file)")
     parser.add_argument("--requests", type=int, default=200, help="timed requests per page (default 200)")
@@ -264,13 +283,55 @@ def main(argv=None) -> int:
     wsgi.add_argument("--last4", default="5678", help="last four phone digits to search for")
     wsgi.add_argument("--province", default="330000", help="province code for the filtered list")
     wsgi.add_argument("--export-as", default="admin", help="export-memory: the user who exports")
+    imports = parser.add_argument_group("--mode import")
+    imports.add_argument("--rows", type=int, default=100_000, help="rows of the generated file (100,000)")
+    imports.add_argument("--import-as", default="salesmgr", help="the demo user who imports")
+    imports.add_argument("--reimport", action="store_true", help="then import the same file again")
+    imports.add_argument(
+        "--inline-strings", action="store_true", help="write strings inline, as streaming writers do"
+    )
+    imports.add_argument("--later", action="store_true", help="order-import: then a later overlapping export")
+    orders = parser.add_argument_group("--mode orders")
+    orders.add_argument(
+        "--orders-as",
+        dest="as_users_orders",
+        nargs="+",
+        default=["salesmgr", "sales1", "admin"],
+        help="orders: demo users to time the order pages as",
+    )
+    quote_pdf = parser.add_argument_group("--mode quote-pdf")
+    quote_pdf.add_argument("--lines", type=int, default=20, help="quote-pdf: lines of the typical quote (20)")
+    analysis = parser.add_argument_group("--mode analysis")
+    analysis.add_argument(
+        "--samples", type=int, default=200, help="analysis: incremental updates timed (200)"
+    )
+    analysis.add_argument(
+        "--list-requests", type=int, default=20, help="analysis: filtered list reads timed (20)"
+    )
+    analysis.add_argument(
+        "--seed", type=int, default=4, help="analysis: random seed of the sampled customers"
+    )
+    analysis.add_argument(
+        "--no-rules", action="store_true", help="analysis: do not add the demo auto-tag rules"
+    )
+    analysis.add_argument(
+        "--skip-full", action="store_true", help="analysis: time only the incremental update"
+    )
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(ROOT))
-    if args.mode in ("wsgi", "export-memory"):
+    if args.mode in ("wsgi", "export-memory", "orders", "analysis"):
         # The database is used as it is, with the keys it was written with (see tests/perf/wsgi.py).
         db_url = args.db_url or ""
-        if args.mode == "wsgi":
+        if args.mode == "analysis":
+            from tests.perf.analysis import run_analysis_perf
+
+            payload = run_analysis_perf(args)
+        elif args.mode == "orders":
+            from tests.perf.orders import run_orders_perf
+
+            payload = run_orders_perf(args)
+        elif args.mode == "wsgi":
             from tests.perf.wsgi import run_wsgi
 
             payload = run_wsgi(args)
@@ -283,7 +344,20 @@ def main(argv=None) -> int:
         if args.mode == "_seed-one":
             run_seed_one(args)
             return 0
-        payload = run_pages(args) if args.mode == "pages" else run_seed_scale(args)
+        if args.mode == "import":
+            from tests.perf.imports import run_import_perf
+
+            payload = run_import_perf(args)
+        elif args.mode == "order-import":
+            from tests.perf.order_import import run_order_import_perf
+
+            payload = run_order_import_perf(args)
+        elif args.mode == "quote-pdf":
+            from tests.perf.quotes import run_quote_pdf_perf
+
+            payload = run_quote_pdf_perf(args)
+        else:
+            payload = run_pages(args) if args.mode == "pages" else run_seed_scale(args)
     payload.update(
         {
             "command": "python -m tests.perf.run " + " ".join(argv if argv is not None else sys.argv[1:]),

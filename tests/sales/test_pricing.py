@@ -43,7 +43,8 @@ def test_tax_is_extracted_from_tax_inclusive_price():
 
 def test_no_lines_is_zero():
     totals = compute_totals([], order_discount_rate=D("0.5"))
-    assert totals.total == 0 and totals.discount == 0
+    assert totals.total == 0
+    assert totals.discount == 0
 
 
 @pytest.mark.parametrize("value", ["-1", "0", "1.0001", "abc", ""])

@@ -1,0 +1,421 @@
+"""Running an order import: upload sessions, preview, inline run or background job, error report.
+
+The flow: ``import_session_create`` keeps the upload under MEDIA_ROOT/order_imports/<token>/ and
+refuses hostile or malformed files with a translated message (the file reading is the customer
+import's: .xlsx read as values never formulas, .csv in UTF-8 or GBK, password-protected, old .xls,
+zip bombs, too many columns or rows refused); the user maps the columns (``auto_mapping`` and the
+templates); ``run_import(dry_run=True)`` previews the first rows inside a transaction that is rolled
+back; ``import_start`` runs it inline for small files, else as a job of kind ``sales_order_import``
+(crm.core.jobs: progress, cancel, the summary and the .xlsx error report as its result).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import Http404
+from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from crm.core.audit.models import AuditAction
+from crm.core.audit.services import audit_record
+from crm.core.jobs.models import Job
+from crm.core.jobs.services import JobError, JobResult, job_create, run_job
+from customers.services import imports as customer_imports
+from customers.services import records as customer_records
+from sales.models import Channel
+
+from . import limits
+from .fields import Template, auto_mapping, validate_mapping
+from .parsing import RowParser, group_rows
+from .writing import BatchWriter, ImportReport
+
+ImportFileError = customer_imports.ImportFileError
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+
+
+def _forbidden() -> ValidationError:
+    return ValidationError(gettext("You are not allowed to import orders."), code="forbidden")
+
+
+def _file_error(message, code: str, **params) -> ImportFileError:
+    return ImportFileError(message, code=code, params=params or None)
+
+
+def _is_blank(values) -> bool:
+    return all(v is None or (isinstance(v, str) and not v.strip()) for v in values)
+
+
+def _too_many_rows() -> ImportFileError:
+    return _file_error(
+        _("The file has more than %(max)d rows. Split it into smaller files."),
+        "too_many_rows",
+        max=limits.max_rows(),
+    )
+
+
+def inspect_file(path: Path | str, filename: str = "") -> tuple[list[str], int]:
+    """(column titles, number of non-blank rows); ImportFileError when it cannot be imported."""
+    table = customer_imports.open_table(path, filename)
+    count = 0
+    cap = limits.max_rows()
+    try:
+        for _number, values in table.rows:
+            if _is_blank(values):
+                continue
+            count += 1
+            if count > cap:
+                raise _too_many_rows()
+    finally:
+        table.close()
+    if count == 0:
+        raise _file_error(_("The file has column titles but no rows to import."), "no_rows")
+    return table.headers, count
+
+
+# Upload sessions ---------------------------------------------------------------------------------
+
+
+def imports_root() -> Path:
+    return Path(settings.MEDIA_ROOT) / "order_imports"
+
+
+class ImportSession:
+    """An uploaded file waiting between the steps, in MEDIA_ROOT/order_imports/<token>/."""
+
+    def __init__(self, token: str, meta: dict):
+        self.token = token
+        self.meta = meta
+
+    @property
+    def directory(self) -> Path:
+        return imports_root() / self.token
+
+    @property
+    def path(self) -> Path:
+        return self.directory / self.meta["stored_name"]
+
+    @property
+    def headers(self) -> list[str]:
+        return self.meta["headers"]
+
+    @property
+    def mapping(self) -> list[str]:
+        return self.meta["mapping"]
+
+    @property
+    def row_count(self) -> int:
+        return self.meta["rows"]
+
+    @property
+    def filename(self) -> str:
+        return self.meta["filename"]
+
+    @property
+    def channel(self) -> str:
+        return self.meta.get("channel", "")
+
+    @property
+    def owner_id(self) -> int | None:
+        return self.meta.get("assign_to")
+
+    @property
+    def columns(self) -> list[tuple[str, str]]:
+        return list(zip(self.headers, self.mapping, strict=True))
+
+    def save(self) -> None:
+        meta_path = self.directory / "meta.json"
+        tmp = meta_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.meta, ensure_ascii=False), encoding="utf-8")
+        os.chmod(tmp, 0o600)
+        tmp.replace(meta_path)
+
+    def delete(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _write_upload(uploaded, target: Path) -> None:
+    limit = customer_imports.max_bytes()
+    written = 0
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        for chunk in uploaded.chunks():
+            written += len(chunk)
+            if written > limit:
+                raise _file_error(
+                    _("The file is larger than %(max)d MB. Split it into smaller files."),
+                    "too_big",
+                    max=limit // customer_imports.MB,
+                )
+            out.write(chunk)
+
+
+def _check_assignee(actor, assign_to) -> int | None:
+    if assign_to is None or getattr(assign_to, "pk", None) == actor.pk:
+        return None
+    if not customer_records.can_assign_to(actor, assign_to):
+        raise ValidationError({"assign_to": gettext("You may not make this user the owner.")})
+    return assign_to.pk
+
+
+def import_session_create(
+    *, actor, uploaded, template: Template | None = None, channel: str = "", assign_to=None
+) -> ImportSession:
+    """Store an upload, inspect it and propose a mapping; ImportFileError if it cannot be imported.
+
+    ``channel``: the channel of the orders when the file has no channel column (default: the
+    template's). ``assign_to``: the owner of the customers the import creates (default: the actor).
+    """
+    if not limits.can_import(actor):
+        raise _forbidden()
+    import_sessions_cleanup()
+    channel = channel if channel in Channel.values else (template.channel if template else "")
+    assignee = _check_assignee(actor, assign_to)
+    name = os.path.basename(str(getattr(uploaded, "name", "") or "upload"))[:200]
+    extension = Path(name).suffix.lower()
+    extension = extension if extension in (".xlsx", ".csv", ".txt", ".xls") else ".bin"
+    token = secrets.token_urlsafe(24)
+    directory = imports_root() / token
+    directory.mkdir(parents=True, mode=0o700)
+    session = ImportSession(
+        token=token,
+        meta={
+            "owner": actor.pk,
+            "filename": name,
+            "stored_name": f"upload{extension}",
+            "created": timezone.now().isoformat(),
+            "channel": channel,
+            "template": template.key if template else "",
+            "assign_to": assignee,
+        },
+    )
+    try:
+        _write_upload(uploaded, session.path)
+        headers, rows = inspect_file(session.path, name)
+    except Exception:
+        session.delete()
+        raise
+    session.meta.update(headers=headers, rows=rows, mapping=auto_mapping(headers, template))
+    session.save()
+    return session
+
+
+def import_session_get(*, user, token: str) -> ImportSession:
+    """The user's own upload; Http404 for a missing, expired or someone else's token."""
+    if not isinstance(token, str) or not TOKEN_RE.match(token):
+        raise Http404
+    try:
+        meta = json.loads((imports_root() / token / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise Http404 from exc
+    if meta.get("owner") != user.pk or "headers" not in meta:
+        raise Http404
+    if timezone.now() - datetime.fromisoformat(meta["created"]) > timedelta(hours=limits.session_hours()):
+        raise Http404
+    return ImportSession(token=token, meta=meta)
+
+
+def import_session_set_mapping(
+    *, session: ImportSession, mapping: list[str], channel: str | None = None
+) -> None:
+    if channel is not None:
+        session.meta["channel"] = channel if channel in Channel.values else ""
+    if len(mapping) != len(session.headers):
+        raise ValidationError(gettext("The column mapping does not fit this file."), code="mapping")
+    validate_mapping(mapping, channel=session.channel)
+    session.meta["mapping"] = list(mapping)
+    session.save()
+
+
+def import_sessions_cleanup(*, max_age_hours: int | None = None) -> int:
+    """Delete uploads older than ORDER_IMPORT_SESSION_HOURS; returns how many."""
+    hours = max_age_hours if max_age_hours is not None else limits.session_hours()
+    root = imports_root()
+    if not root.is_dir():
+        return 0
+    cutoff = time.time() - hours * 3600
+    removed = 0
+    for entry in root.iterdir():
+        try:
+            if entry.is_dir() and entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+# The import --------------------------------------------------------------------------------------
+
+
+class _DryRunDoneError(Exception):
+    pass
+
+
+def run_import(
+    *,
+    actor,
+    path: Path | str,
+    mapping: list[str],
+    channel: str = "",
+    filename: str = "",
+    assign_to=None,
+    dry_run: bool = False,
+    limit: int | None = None,
+    progress: Callable[..., object] | None = None,
+    total: int | None = None,
+) -> ImportReport:
+    """Import (or with ``dry_run`` only check) the orders of a file; returns the report.
+
+    Rows are read in batches of ORDER_IMPORT_BATCH (an order's rows are never split between two
+    batches); each batch is one transaction, each order a savepoint in it. ``limit`` stops after
+    that many rows (the preview); ``progress(rows done, total)`` is called after each batch.
+    """
+    if not limits.can_import(actor):
+        raise _forbidden()
+    validate_mapping(mapping, channel=channel)
+    table = customer_imports.open_table(path, filename)
+    report = ImportReport()
+    try:
+        if len(mapping) != len(table.headers):
+            raise ValidationError(gettext("The column mapping does not fit this file."), code="mapping")
+        parser = RowParser(headers=table.headers, mapping=mapping, channel=channel)
+        writer = BatchWriter(actor=actor, owner=assign_to, report=report)
+        if dry_run:
+            try:
+                with transaction.atomic():
+                    _run_batches(table, parser, writer, report, limit, progress, total)
+                    raise _DryRunDoneError
+            except _DryRunDoneError:
+                pass
+        else:
+            _run_batches(table, parser, writer, report, limit, progress, total)
+    finally:
+        table.close()
+    return report
+
+
+def _run_batches(table, parser: RowParser, writer: BatchWriter, report: ImportReport, limit, progress, total):
+    size = limits.batch_size()
+    cap = limits.max_rows()
+    parsed = []
+    current = None
+    checked = 0
+
+    def flush(rows, open_group, final: bool):
+        nonlocal checked
+        groups, open_group = group_rows(rows, current=open_group)
+        if final and open_group is not None:
+            groups.append(open_group)
+            open_group = None
+        with transaction.atomic():
+            writer.write(groups)
+        checked += sum(len(g.rows) for g in groups)
+        if progress is not None:
+            progress(checked, total or report.rows)
+        return open_group
+
+    for number, values in table.rows:
+        if _is_blank(values):
+            continue
+        report.rows += 1
+        if report.rows > cap:
+            raise _too_many_rows()
+        if limit is not None and report.rows > limit:
+            continue  # counted, not checked
+        parsed.append(parser.parse(number, values))
+        if len(parsed) >= size:
+            current = flush(parsed, current, final=False)
+            parsed = []
+    current = flush(parsed, current, final=True)
+
+
+# Running: inline or as a job ----------------------------------------------------------------------
+
+
+def session_assignee(session: ImportSession):
+    if not session.owner_id:
+        return None
+    return get_user_model().objects.filter(pk=session.owner_id, is_active=True).first()
+
+
+def import_start(*, actor, session: ImportSession) -> Job:
+    """Run the import of an upload: inline for small files, else as a background job."""
+    if not limits.can_import(actor):
+        raise _forbidden()
+    validate_mapping(session.mapping, channel=session.channel)
+    params = {"token": session.token}
+    if session.row_count > limits.inline_rows():
+        return job_create(kind=limits.IMPORT_KIND, owner=actor, params=params)
+    job = Job.objects.create(kind=limits.IMPORT_KIND, owner=actor, params=params)
+    run_job(str(job.pk), build_order_import)
+    job.refresh_from_db()
+    return job
+
+
+def error_report_xlsx(report: ImportReport) -> bytes:
+    """The rows with errors as .xlsx: row, column, value (neutralised), reason."""
+    return customer_imports.error_report_xlsx(report)
+
+
+def build_order_import(job: Job, progress) -> JobResult:
+    """The body of the ``sales_order_import`` job: import the upload named in job.params."""
+    actor = job.owner
+    if actor is None or not limits.can_import(actor):
+        raise JobError(gettext("You are not allowed to import orders."))
+    try:
+        session = import_session_get(user=actor, token=job.params.get("token", ""))
+    except Http404 as exc:
+        raise JobError(gettext("The uploaded file is no longer available. Upload it again.")) from exc
+    progress(0, session.row_count)
+    try:
+        report = run_import(
+            actor=actor,
+            path=session.path,
+            mapping=session.mapping,
+            channel=session.channel,
+            filename=session.filename,
+            assign_to=session_assignee(session),
+            progress=progress,
+            total=session.row_count,
+        )
+    except ValidationError as exc:
+        raise JobError(" ".join(exc.messages)) from exc
+    with transaction.atomic():
+        audit_record(
+            action=AuditAction.OTHER,
+            actor=actor,
+            object_type="sales.order_import",
+            object_id=str(job.pk),
+            object_repr=session.filename[:255],
+            changes={
+                "file": session.filename,
+                "rows": report.rows,
+                "orders_created": report.created,
+                "orders_updated": report.updated,
+                "orders_unchanged": report.unchanged,
+                "customers_created": report.customers_created,
+                "error_rows": report.error_count,
+                "channel": session.channel,
+            },
+            message=f"order import, job {job.pk}",
+        )
+    session.delete()
+    message = report.summary()
+    if report.errors:
+        name = gettext("order-import-errors-%(date)s.xlsx") % {"date": timezone.localdate().isoformat()}
+        return JobResult(content=error_report_xlsx(report), name=name, message=message)
+    return JobResult(message=message)
