@@ -324,6 +324,12 @@ def approval_decide(*, actor, request: ApprovalRequest, approve: bool, comment: 
         )
     if not approve and not comment:
         raise ValidationError({"comment": _("Say why you reject it: the comment is required.")})
+    # Lock the document before the audit ledger head (the first audit write below takes it):
+    # the same order as the order and inventory services, so two decisions cannot deadlock.
+    if request.quote_id:
+        list(Quote.objects.select_for_update().filter(pk=request.quote_id).values_list("pk"))
+    else:
+        list(Order.objects.select_for_update().filter(pk=request.order_id).values_list("pk"))
     before = snapshot(request, fields=["status", "decided_by", "decided_at", "comment"])
     request.status = ApprovalRequest.Status.APPROVED if approve else ApprovalRequest.Status.REJECTED
     request.decided_by = actor
