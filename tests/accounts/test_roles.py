@@ -41,6 +41,7 @@ def test_sync_restores_a_tampered_role(capsys):
 
 
 def test_grant_adds_permissions_and_rejects_unknown():
+    granted_by_apps = set(roles._granted[roles.SALES_REP])
     roles.grant(roles.SALES_REP, ["accounts.view_team"])
     try:
         roles.sync_roles()
@@ -49,7 +50,8 @@ def test_grant_adds_permissions_and_rejects_unknown():
         with pytest.raises(ValueError, match="no_such_perm"):
             roles.sync_roles()
     finally:
-        roles._granted[roles.SALES_REP].clear()
+        # Restore what the apps granted: later tests in this process sync roles again.
+        roles._granted[roles.SALES_REP] = granted_by_apps
         roles.sync_roles()
 
 
