@@ -19,6 +19,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection, connections
 from django.db.models import Sum
+from django.utils import translation
 
 from sales.models import StockLevel, StockMove, StockReservation
 from sales.services.inventory import stock_adjust, stock_receive, stock_reserve_order, stock_ship_order
@@ -43,6 +44,8 @@ def run_together(functions):
     outcomes: list = [None] * len(functions)
 
     def worker(index, function):
+        # The active language is per thread; speak English like the test's own thread.
+        translation.activate("en")
         try:
             barrier.wait(timeout=30)
             outcomes[index] = (function(), None)
