@@ -26,12 +26,14 @@ MANAGE = [
 def register() -> None:
     """Called from SalesConfig.ready()."""
     from crm.accounts import roles
+    from crm.core.jobs.registry import register_job_kind
     from crm.core.registry import DemoStep, NavItem, registry
     from customers.registry import CustomerTab, register_customer_tab
 
     from ..selectors import analysis as selectors
-    from ..services import analysis  # noqa: F401  (registers the job kind)
+    from ..services import analysis  # noqa: F401  (registers the job kind of the full analysis)
     from ..services.analysis_demo import seed_analysis
+    from ..services.analysis_rules import APPLY_KIND
 
     roles.grant(roles.SALES_REP, SEE_RESULTS)
     roles.grant(roles.SALES_MANAGER, SEE_RESULTS + VIEW + MANAGE)
@@ -60,5 +62,8 @@ def register() -> None:
             icon="graph-up-arrow",
             permission="customers.view_customermetrics",
         )
+    )
+    register_job_kind(
+        APPLY_KIND, _("Auto-tag rule application"), "sales.tasks.analysis.apply_auto_tag_rule_job"
     )
     registry.add_demo_step(DemoStep(key="analysis", run=seed_analysis, order=50))

@@ -14,11 +14,18 @@ rule). Rules run at the end of every full analysis (``auto_tag_rules_apply_all``
 customer after each of their orders changes (``auto_tag_rules_apply_customer``). Windowed rules
 age with time, so a customer can drop out of "spent in 90 days" without any new order: the
 nightly run catches that.
+
+"Apply now" on the analysis page runs one rule (with the other rules of its tag) as a background
+job of kind ``sales_autotag_apply`` (``auto_tag_rule_apply_start``, body
+``auto_tag_rule_apply_job``): over a million customers it takes tens of seconds, too long for a
+web request. The job page shows how many customers got and lost the tag; cancelling it stops it
+before it changes any tag, never half-way through the writes.
 """
 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -26,6 +33,7 @@ from django.db import connection, transaction
 from django.db.models import Count, DecimalField, F, QuerySet, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from crm.core.audit.models import AuditAction
 from crm.core.audit.services import (
@@ -35,12 +43,18 @@ from crm.core.audit.services import (
     audit_record,
     snapshot,
 )
+from crm.core.jobs.models import Job
+from crm.core.jobs.services import JobError, JobResult, job_create, job_progress
 from customers.models import Customer, CustomerMetrics, Segment, Tag
 
 from ..models import AutoTagRule, Order
 
 __all__ = [
+    "APPLY_KIND",
+    "APPLY_PERMISSION",
     "auto_tag_rule_apply",
+    "auto_tag_rule_apply_job",
+    "auto_tag_rule_apply_start",
     "auto_tag_rule_create",
     "auto_tag_rule_delete",
     "auto_tag_rule_update",
@@ -62,6 +76,11 @@ EDITABLE = (
 )
 LINK_BATCH = 5000
 Metric = AutoTagRule.Metric
+#: The job kind of "apply now" (registered in sales.hooks.analysis) and who may start it.
+APPLY_KIND = "sales_autotag_apply"
+APPLY_PERMISSION = "sales.change_autotagrule"
+#: A job still pending or running after this long is taken for dead (its worker was killed).
+STALE_APPLY = datetime.timedelta(hours=2)
 
 
 def _counted():
@@ -245,15 +264,28 @@ def _links():
     return Customer.tags.through.objects
 
 
-def _apply_tag(*, tag_id: int, rules: list[AutoTagRule], actor, now: datetime.datetime) -> tuple[int, int]:
+def _apply_tag(
+    *,
+    tag_id: int,
+    rules: list[AutoTagRule],
+    actor,
+    now: datetime.datetime,
+    before_write: Callable[[], object] | None = None,
+) -> tuple[int, int]:
     """Give tag ``tag_id`` to the customers any of ``rules`` matches; take it from the others when
-    one of the rules says so. Batches of links commit one by one; one audit entry per rule."""
+    one of the rules says so. Batches of links commit one by one; one audit entry per rule.
+
+    ``before_write`` is called once, after matching and before the first write: a job stops there
+    when it was cancelled, so it never leaves the tag half applied without its audit entries.
+    """
     matching: set[int] = set()
     counts = {}
     for rule in rules:
         ids = _matching_ids(rule, now=now)
         counts[rule.pk] = len(ids)
         matching |= ids
+    if before_write is not None:
+        before_write()
     tagged = set(
         _links().filter(tag_id=tag_id).values_list("customer_id", flat=True).iterator(chunk_size=20_000)
     )
@@ -290,16 +322,87 @@ def _apply_tag(*, tag_id: int, rules: list[AutoTagRule], actor, now: datetime.da
 
 
 def auto_tag_rule_apply(
-    *, rule: AutoTagRule, actor=None, now: datetime.datetime | None = None
+    *,
+    rule: AutoTagRule,
+    actor=None,
+    now: datetime.datetime | None = None,
+    before_write: Callable[[], object] | None = None,
 ) -> tuple[int, int]:
     """Apply ``rule`` now, together with the other active rules giving the same tag (a customer
-    keeps a tag while any of its rules matches); (customers tagged, customers untagged)."""
+    keeps a tag while any of its rules matches); (customers tagged, customers untagged).
+    ``before_write``: see ``_apply_tag``.
+
+    Takes tens of seconds over a million customers: from a web request, use
+    ``auto_tag_rule_apply_start`` (a background job) instead."""
     rules = list(
         AutoTagRule.objects.filter(tag_id=rule.tag_id, is_active=True).select_related("tag").order_by("pk")
     )
     if rule.pk not in {r.pk for r in rules}:
         raise ValidationError(_("The rule is switched off."), code="inactive")
-    return _apply_tag(tag_id=rule.tag_id, rules=rules, actor=actor, now=now or timezone.now())
+    return _apply_tag(
+        tag_id=rule.tag_id, rules=rules, actor=actor, now=now or timezone.now(), before_write=before_write
+    )
+
+
+def can_apply_rules(user) -> bool:
+    return bool(user and user.is_active and user.has_perm(APPLY_PERMISSION))
+
+
+def auto_tag_rule_apply_start(*, actor, rule: AutoTagRule) -> Job:
+    """Queue ``auto_tag_rule_apply`` for ``rule`` as a background job (the "Apply" button).
+
+    Refuses (translated ValidationError) a user without the right to change rules, a rule deleted
+    or switched off meanwhile, and a second job for the same tag while one is pending or running.
+    With no broker configured the job runs inline once the transaction commits.
+    """
+    if not can_apply_rules(actor):
+        raise ValidationError(_("You may not apply auto-tag rules."), code="permission")
+    with transaction.atomic():
+        # Locked first, so two clicks on the rule queue one job: the second reads the first's job.
+        # (Two rules of one tag started at the same instant may both run; that is harmless, the
+        # second finds the tags already right.)
+        current = AutoTagRule.objects.select_for_update().filter(pk=rule.pk).first()
+        if current is None:
+            raise ValidationError(_("The rule no longer exists."), code="missing")
+        if not current.is_active:
+            raise ValidationError(_("The rule is switched off."), code="inactive")
+        active = Job.objects.filter(
+            kind=APPLY_KIND, status__in=Job.ACTIVE_STATUSES, created_at__gte=timezone.now() - STALE_APPLY
+        ).only("params")
+        if any(job.params.get("tag") == current.tag_id for job in active):
+            raise ValidationError(
+                _("The rules of this tag are already being applied. Wait for that to finish."),
+                code="running",
+            )
+        return job_create(kind=APPLY_KIND, owner=actor, params={"rule": current.pk, "tag": current.tag_id})
+
+
+def auto_tag_rule_apply_job(job: Job, progress) -> JobResult:
+    """The body of the ``sales_autotag_apply`` job: apply the rule named in job.params."""
+    actor = job.owner
+    if not can_apply_rules(actor):
+        raise JobError(_("You may not apply auto-tag rules."))
+    rule = AutoTagRule.objects.select_related("tag").filter(pk=job.params.get("rule")).first()
+    if rule is None:
+        raise JobError(_("The rule no longer exists."))
+    progress(0, 0, _("Finding the customers the rules match…"))
+
+    def before_write() -> None:
+        # Forced (not throttled), so a job cancelled while matching always stops here.
+        job_progress(job=job, processed=0, total=0, message=_("Updating tags…"), force=True)
+
+    try:
+        added, removed = auto_tag_rule_apply(rule=rule, actor=actor, before_write=before_write)
+    except ValidationError as exc:
+        raise JobError(" ".join(exc.messages)) from exc
+    return JobResult(
+        message=ngettext(
+            "Tag %(tag)s given to %(added)s customer, taken from %(removed)s.",
+            "Tag %(tag)s given to %(added)s customers, taken from %(removed)s.",
+            added,
+        )
+        % {"tag": rule.tag.name, "added": f"{added:,}", "removed": f"{removed:,}"}
+    )
 
 
 def auto_tag_rules_apply_all(*, actor=None, now: datetime.datetime | None = None) -> dict[str, list[int]]:
@@ -314,9 +417,16 @@ def auto_tag_rules_apply_all(*, actor=None, now: datetime.datetime | None = None
     }
 
 
-def auto_tag_rules_apply_customer(*, customer_id: int, metrics: CustomerMetrics | None) -> list[str]:
-    """Apply the active rules to one customer (incremental update); the names of tags changed."""
-    rules = list(AutoTagRule.objects.filter(is_active=True).select_related("tag").order_by("pk"))
+def active_rules() -> list[AutoTagRule]:
+    return list(AutoTagRule.objects.filter(is_active=True).select_related("tag").order_by("pk"))
+
+
+def auto_tag_rules_apply_customer(
+    *, customer_id: int, metrics: CustomerMetrics | None, rules: list[AutoTagRule] | None = None
+) -> list[str]:
+    """Apply the active rules (``rules``: as ``active_rules()`` gives them, read once for a batch)
+    to one customer (incremental update); the names of tags changed."""
+    rules = active_rules() if rules is None else rules
     if not rules:
         return []
     now = timezone.now()

@@ -1,4 +1,5 @@
-"""Celery tasks of the analysis area: thin wrappers around sales.services.analysis."""
+"""Celery tasks of the analysis area: thin wrappers around sales.services.analysis and
+sales.services.analysis_rules."""
 
 import logging
 
@@ -60,3 +61,21 @@ def _run(job, progress) -> JobResult:
 def run_analysis_job(self, job_id: str):
     """The on-demand full analysis, as a background job (sales.services.analysis.analysis_start)."""
     return run_job(job_id, _run, task=self)
+
+
+@shared_task(bind=True, **JOB_TASK_OPTIONS)
+def apply_auto_tag_rule_job(self, job_id: str):
+    """Apply one auto-tag rule (with the other rules of its tag) as a background job (kind
+    ``sales_autotag_apply``, queued by sales.services.analysis_rules.auto_tag_rule_apply_start).
+    Safe to retry: applying again finds the tags already right."""
+    from sales.services.analysis_rules import auto_tag_rule_apply_job
+
+    return run_job(job_id, auto_tag_rule_apply_job, task=self)
+
+
+@shared_task(bind=True, **RETRY)
+def refresh_customers_metrics(self, customer_ids: list[int]) -> int:
+    """Recompute the analysis of many customers (an order import's batch). Idempotent."""
+    from sales.services.analysis import refresh_customers
+
+    return len(refresh_customers([int(pk) for pk in customer_ids]))

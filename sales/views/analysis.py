@@ -9,7 +9,6 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from ..forms.analysis import AutoTagRuleForm
@@ -97,24 +96,23 @@ def rule_delete(request, pk: int):
 
 @require_POST
 @login_required
-@permission_required("sales.change_autotagrule", raise_exception=True)
+@permission_required(rules.APPLY_PERMISSION, raise_exception=True)
 def rule_apply(request, pk: int):
-    rule = get_object_or_404(AutoTagRule.objects.select_related("tag"), pk=pk)
+    """Start applying the rule as a background job and open the job's page (progress, result)."""
+    rule = get_object_or_404(AutoTagRule, pk=pk)
     try:
-        added, removed = rules.auto_tag_rule_apply(rule=rule, actor=request.user)
+        job = rules.auto_tag_rule_apply_start(actor=request.user, rule=rule)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(
-            request,
-            ngettext(
-                "Tag %(tag)s given to %(added)s customer, taken from %(removed)s.",
-                "Tag %(tag)s given to %(added)s customers, taken from %(removed)s.",
-                added,
-            )
-            % {"tag": rule.tag.name, "added": f"{added:,}", "removed": f"{removed:,}"},
+        return redirect("sales:analysis")
+    job.refresh_from_db()  # with no broker the job already ran
+    if job.status == job.Status.SUCCEEDED:
+        messages.success(request, job.message)
+    elif job.is_active:
+        messages.info(
+            request, _("The rule is being applied in the background. You will be notified when it finishes.")
         )
-    return redirect("sales:analysis")
+    return redirect(job)
 
 
 urlpatterns: list = [

@@ -1,4 +1,5 @@
-"""Auto-tag rules (R5.1.3): validation, full application, incremental application, audit."""
+"""Auto-tag rules (R5.1.3): validation, full application, "apply now" as a background job,
+incremental application, audit."""
 
 from __future__ import annotations
 
@@ -8,12 +9,18 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from crm.core.audit.models import AuditEntry
+from crm.core.jobs.models import Job
+from crm.core.jobs.registry import get_job_kind
+from crm.core.jobs.services import job_cancel, run_job
 from customers.models import Customer, Segment
 from customers.services.records import customer_delete
 from sales.models import AutoTagRule, OrderStatus
-from sales.services import analysis
+from sales.services import analysis, analysis_rules
 from sales.services.analysis_rules import (
+    APPLY_KIND,
     auto_tag_rule_apply,
+    auto_tag_rule_apply_job,
+    auto_tag_rule_apply_start,
     auto_tag_rule_create,
     auto_tag_rule_delete,
     auto_tag_rule_update,
@@ -228,6 +235,126 @@ def test_full_analysis_applies_the_rules(manager, big_spender):
     run = analysis.analysis_run_full(actor=manager)
     assert tags_of(big_spender) == {"高消费"}
     assert run.timings["tags"] == {"高消费": [1, 0]}
+
+
+# "Apply now" as a background job ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def english_manager(manager):
+    """A job runs in its owner's language: the messages below are asserted in English."""
+    manager.language = "en"
+    manager.save(update_fields=["language"])
+    return manager
+
+
+def test_apply_start_queues_a_job_that_tags_and_untags(
+    english_manager, big_spender, small_buyer, django_capture_on_commit_callbacks
+):
+    tag = TagFactory(name="高消费")
+    small_buyer.tags.add(tag)  # no longer matches: loses the tag
+    rule = spent_rule(english_manager, tag)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = auto_tag_rule_apply_start(actor=english_manager, rule=rule)
+        assert tags_of(big_spender) == set()  # queued on commit, not run in the caller's transaction
+    job.refresh_from_db()
+    assert (job.kind, job.owner, job.status) == (APPLY_KIND, english_manager, Job.Status.SUCCEEDED)
+    assert job.params == {"rule": rule.pk, "tag": tag.pk}
+    assert job.message == "Tag 高消费 given to 1 customer, taken from 1."
+    assert str(job.kind_label) == "Auto-tag rule application"
+    assert tags_of(big_spender) == {"高消费"}
+    assert tags_of(small_buyer) == set()
+    entry = AuditEntry.objects.filter(object_type="sales.autotagrule", object_id=str(rule.pk)).latest("seq")
+    assert entry.actor == english_manager
+    assert entry.changes == {"tagged": "1", "untagged": "1", "matching": "1"}
+
+
+def test_apply_job_kind_runs_through_the_celery_task():
+    from sales.tasks.analysis import apply_auto_tag_rule_job
+
+    assert get_job_kind(APPLY_KIND).get_task() is apply_auto_tag_rule_job
+
+
+def test_apply_start_needs_the_right_to_change_rules(manager, rep, big_spender):
+    rule = spent_rule(manager, TagFactory())
+    with pytest.raises(ValidationError, match="may not apply"):
+        auto_tag_rule_apply_start(actor=rep, rule=rule)
+    assert not Job.objects.exists()
+    assert tags_of(big_spender) == set()
+
+
+def test_apply_start_refuses_a_switched_off_or_deleted_rule(manager):
+    rule = spent_rule(manager, TagFactory(), is_active=False)
+    with pytest.raises(ValidationError, match="switched off"):
+        auto_tag_rule_apply_start(actor=manager, rule=rule)
+    auto_tag_rule_delete(actor=manager, rule=rule)
+    with pytest.raises(ValidationError, match="no longer exists"):
+        auto_tag_rule_apply_start(actor=manager, rule=rule)
+    assert not Job.objects.exists()
+
+
+def test_apply_start_refuses_a_second_job_for_the_same_tag(manager):
+    tag = TagFactory()
+    rule = spent_rule(manager, tag)
+    other_rule_same_tag = auto_tag_rule_create(actor=manager, name="流失", metric=Metric.CHURN_RISK, tag=tag)
+    first = auto_tag_rule_apply_start(actor=manager, rule=rule)  # stays pending: no commit in a test
+    for again in (rule, other_rule_same_tag):
+        with pytest.raises(ValidationError, match="already being applied"):
+            auto_tag_rule_apply_start(actor=manager, rule=again)
+    other_rule = spent_rule(manager, TagFactory(), name="另一个")
+    other_tag = auto_tag_rule_apply_start(actor=manager, rule=other_rule)
+    assert set(Job.objects.values_list("pk", flat=True)) == {first.pk, other_tag.pk}
+    Job.objects.filter(pk=first.pk).update(status=Job.Status.SUCCEEDED)
+    assert auto_tag_rule_apply_start(actor=manager, rule=rule).kind == APPLY_KIND
+
+
+def test_apply_job_fails_readably_when_the_rule_went_away(english_manager, big_spender):
+    rule = spent_rule(english_manager, TagFactory())
+    job = auto_tag_rule_apply_start(actor=english_manager, rule=rule)
+    auto_tag_rule_delete(actor=english_manager, rule=rule)
+    assert run_job(str(job.pk), auto_tag_rule_apply_job) == Job.Status.FAILED
+    job.refresh_from_db()
+    assert job.error == "The rule no longer exists."
+    assert tags_of(big_spender) == set()
+
+
+def test_apply_job_fails_when_its_owner_lost_the_right(english_manager, rep, big_spender):
+    rep.language = "zh-hans"  # the job speaks its owner's language
+    rep.save(update_fields=["language"])
+    rule = spent_rule(english_manager, TagFactory())
+    job = Job.objects.create(kind=APPLY_KIND, owner=rep, params={"rule": rule.pk, "tag": rule.tag_id})
+    assert run_job(str(job.pk), auto_tag_rule_apply_job) == Job.Status.FAILED
+    job.refresh_from_db()
+    assert job.error == "您无权应用自动打标签规则。"
+    assert tags_of(big_spender) == set()
+
+
+def test_apply_job_fails_readably_on_a_rule_switched_off_meanwhile(english_manager, big_spender):
+    rule = spent_rule(english_manager, TagFactory())
+    job = auto_tag_rule_apply_start(actor=english_manager, rule=rule)
+    AutoTagRule.objects.filter(pk=rule.pk).update(is_active=False)
+    assert run_job(str(job.pk), auto_tag_rule_apply_job) == Job.Status.FAILED
+    job.refresh_from_db()
+    assert job.error == "The rule is switched off."
+    assert tags_of(big_spender) == set()
+
+
+def test_a_job_cancelled_while_matching_changes_no_tag(english_manager, big_spender, monkeypatch):
+    tag = TagFactory()
+    rule = spent_rule(english_manager, tag)
+    job = auto_tag_rule_apply_start(actor=english_manager, rule=rule)
+    matching = analysis_rules._matching_ids
+
+    def matching_then_cancelled(rule, *, now):
+        ids = matching(rule, now=now)
+        job_cancel(job=Job.objects.get(pk=job.pk), actor=english_manager)  # the owner clicks Cancel
+        return ids
+
+    monkeypatch.setattr(analysis_rules, "_matching_ids", matching_then_cancelled)
+    before = AuditEntry.objects.filter(object_type="sales.autotagrule").count()
+    assert run_job(str(job.pk), auto_tag_rule_apply_job) == Job.Status.CANCELLED
+    assert tags_of(big_spender) == set()
+    assert AuditEntry.objects.filter(object_type="sales.autotagrule").count() == before
 
 
 # Incremental application ------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from crm.accounts import roles
@@ -13,7 +14,7 @@ from crm.core.jobs.models import Job
 from customers.models import CustomerMetrics, Segment
 from sales.models import AutoTagRule
 from sales.services import analysis
-from sales.services.analysis_rules import auto_tag_rule_create
+from sales.services.analysis_rules import APPLY_KIND, auto_tag_rule_create
 from tests.customers.factories import CustomerFactory, TagFactory
 from tests.factories import TeamFactory
 
@@ -76,6 +77,9 @@ def test_anonymous_is_sent_to_login(client, rule):
         assert response.status_code == 302
         assert "login" in response["Location"]
     assert client.post(RUN).status_code == 302
+    response = client.post(reverse("sales:autotag-rule-apply", args=[rule.pk]))
+    assert response.status_code == 302
+    assert "login" in response["Location"]
     assert not Job.objects.exists()
 
 
@@ -200,7 +204,9 @@ def test_unknown_rule_is_404(manager, client_for):
     assert client.post(reverse("sales:autotag-rule-delete", args=[999999])).status_code == 404
 
 
-def test_apply_reports_the_counts_and_refuses_a_switched_off_rule(manager, client_for):
+@pytest.fixture
+def spent_800(manager):
+    """A customer who spent 800 and an active rule "spent at least 800" with its tag."""
     customer = CustomerFactory(owner=manager)
     order_row(customer, total="800")
     analysis.refresh_customer(customer.pk)
@@ -209,14 +215,99 @@ def test_apply_reports_the_counts_and_refuses_a_switched_off_rule(manager, clien
         name="八百",
         metric=AutoTagRule.Metric.SPENT,
         min_amount=Decimal("800"),
-        tag=TagFactory(),
+        tag=TagFactory(name="八百元"),
     )
+    return customer, rule
+
+
+def apply_url(rule) -> str:
+    return reverse("sales:autotag-rule-apply", args=[rule.pk])
+
+
+def test_apply_starts_a_job_and_its_page_shows_the_counts(
+    manager, client_for, spent_800, django_capture_on_commit_callbacks
+):
+    customer, rule = spent_800
     client = client_for(manager)
-    response = client.post(reverse("sales:autotag-rule-apply", args=[rule.pk]), follow=True)
-    assert "given to 1 customer, taken from 0" in response.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(apply_url(rule))
+        assert not customer.tags.exists()  # the request only queued the job
+    job = Job.objects.get(kind=APPLY_KIND)
+    assert job.owner == manager
+    assert response.status_code == 302
+    assert response["Location"] == job.get_absolute_url()
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED
+    assert set(customer.tags.values_list("name", flat=True)) == {"八百元"}
+    content = client.get(response["Location"]).content.decode()
+    assert "The rule is being applied in the background. You will be notified when it finishes." in content
+    assert "Tag 八百元 given to 1 customer, taken from 0." in content
+    assert "Auto-tag rule application" in content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_apply_with_tasks_inline_shows_the_result_at_once(manager, client_for, spent_800):
+    """Embedded mode: no broker, no surrounding test transaction; the job runs inside the request."""
+    customer, rule = spent_800
+    response = client_for(manager).post(apply_url(rule), follow=True)
+    job = Job.objects.get(kind=APPLY_KIND)
+    assert job.status == Job.Status.SUCCEEDED
+    assert response.redirect_chain == [(job.get_absolute_url(), 302)]
+    content = response.content.decode()
+    assert "Tag 八百元 given to 1 customer, taken from 0." in content
+    assert "applied in the background" not in content
+    assert set(customer.tags.values_list("name", flat=True)) == {"八百元"}
+
+
+def test_apply_refuses_a_switched_off_rule_and_a_second_job(manager, client_for, spent_800):
+    _customer, rule = spent_800
+    client = client_for(manager)
+    assert client.post(apply_url(rule)).status_code == 302  # pending: no commit in this test
+    response = client.post(apply_url(rule), follow=True)
+    assert response.redirect_chain == [(OVERVIEW, 302)]
+    assert "already being applied" in response.content.decode()
+    Job.objects.all().delete()
     AutoTagRule.objects.filter(pk=rule.pk).update(is_active=False)
-    response = client.post(reverse("sales:autotag-rule-apply", args=[rule.pk]), follow=True)
+    response = client.post(apply_url(rule), follow=True)
+    assert response.redirect_chain == [(OVERVIEW, 302)]
     assert "switched off" in response.content.decode()
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize("role", [roles.SALES_REP, roles.ANALYST, roles.SERVICE_MANAGER])
+def test_apply_without_the_right_is_refused_and_starts_nothing(
+    users, client_for, spent_800, role, django_capture_on_commit_callbacks
+):
+    customer, rule = spent_800
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(users[role]).post(apply_url(rule))
+    assert response.status_code == 403
+    assert not Job.objects.exists()
+    assert not customer.tags.exists()
+
+
+def test_apply_needs_post(manager, client_for, spent_800):
+    _customer, rule = spent_800
+    assert client_for(manager).get(apply_url(rule)).status_code == 405
+    assert not Job.objects.exists()
+
+
+def test_another_user_cannot_see_the_apply_job(
+    manager, users, client_for, spent_800, django_capture_on_commit_callbacks
+):
+    _customer, rule = spent_800
+    with django_capture_on_commit_callbacks(execute=True):
+        client_for(manager).post(apply_url(rule))
+    job = Job.objects.get(kind=APPLY_KIND)
+    other = Client()
+    other.force_login(users[roles.MARKETING])  # may apply rules too, but this job is not theirs
+    assert other.get(job.get_absolute_url()).status_code == 404
+    assert other.get(reverse("jobs:job-status", args=[job.pk])).status_code == 404
+    assert str(job.pk) not in other.get(reverse("jobs:job-list")).content.decode()
+    assert other.post(reverse("jobs:job-cancel", args=[job.pk])).status_code == 404
+    owner = client_for(manager)
+    assert str(job.pk) in owner.get(reverse("jobs:job-list")).content.decode()
+    assert job.message in owner.get(job.get_absolute_url()).content.decode()
 
 
 # The customer page ------------------------------------------------------------------------------
