@@ -25,7 +25,9 @@ from crm.core.audit.services import (
     audit_model_create,
     audit_model_delete,
     audit_record,
+    audit_record_many,
     audit_view_sensitive,
+    creation_changes,
     diff,
     snapshot,
 )
@@ -509,6 +511,73 @@ def address_create(
     records.refresh_region(customer)
     audit_model_create(actor=actor, instance=address)
     return address
+
+
+def address_create_many(*, actor, items: list[tuple[Customer, dict]]) -> list:
+    """Add many addresses at once (the order import's buyers); for each ``(customer, fields)`` item
+    (the ``address_create`` fields) the new address or the ``ValidationError`` that refused it.
+
+    The rules are ``address_create``'s. A customer's first address goes through ``address_create``
+    itself (it becomes the default and sets the customer's region); the others are added, not
+    default, with one multi-row INSERT and one batched audit append. PermissionDenied unless the
+    actor may add addresses; an item of a customer the actor does not see gets a PermissionDenied
+    as its result. Call inside a transaction.
+    """
+    if not items:
+        return []
+    if actor is None or not actor.is_authenticated or not actor.has_perm("customers.add_address"):
+        raise PermissionDenied(_("You do not have permission to do this."))
+    ids = {customer.pk for customer, _fields in items}
+    visible = set(
+        visibility.visible_to(
+            actor, Customer.objects.filter(pk__in=ids, deleted_at__isnull=True)
+        ).values_list("pk", flat=True)
+    )
+    with_addresses = set(
+        Address.objects.filter(customer_id__in=ids).values_list("customer_id", flat=True).distinct()
+    )
+    results: list = []
+    batch: list[Address] = []
+    for customer, fields in items:
+        if customer.pk not in visible:
+            results.append(PermissionDenied(_("You do not have permission to do this.")))
+            continue
+        if customer.pk not in with_addresses:
+            try:
+                with transaction.atomic():
+                    results.append(address_create(actor=actor, customer=customer, **fields))
+                with_addresses.add(customer.pk)
+            except ValidationError as exc:
+                results.append(exc)
+            continue
+        try:
+            region = _region(fields.get("region"))
+            address = Address(
+                customer=customer,
+                recipient=fields.get("recipient", ""),
+                phone=fields.get("phone", ""),
+                region=region,
+                street=fields.get("street", ""),
+                postcode=fields.get("postcode", ""),
+            )
+            _validate_address(address)
+        except ValidationError as exc:
+            results.append(exc)
+            continue
+        results.append(address)
+        batch.append(address)
+    if batch:
+        Address.objects.bulk_create(batch)
+        audit_record_many(
+            {
+                "action": AuditAction.CREATE,
+                "actor": actor,
+                "obj": address,
+                "changes": creation_changes(address),
+            }
+            for address in batch
+        )
+    return results
 
 
 @transaction.atomic

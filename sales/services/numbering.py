@@ -19,6 +19,13 @@ INVOICE_REQUEST = "INV"
 
 
 def next_number(prefix: str, *, at: datetime.datetime | None = None) -> str:
+    return next_numbers(prefix, 1, at=at)[0]
+
+
+def next_numbers(prefix: str, count: int, *, at: datetime.datetime | None = None) -> list[str]:
+    """``count`` consecutive numbers taken with one increment of the sequence (bulk imports)."""
+    if count < 1:
+        return []
     local = timezone.localtime(at or timezone.now())
     period = f"{local:%Y%m}"
     key = f"{prefix}{period}"
@@ -30,6 +37,7 @@ def next_number(prefix: str, *, at: datetime.datetime | None = None) -> str:
                     sequence = DocumentSequence.objects.create(key=key, last_value=0)
             except IntegrityError:  # another transaction created it first
                 sequence = DocumentSequence.objects.select_for_update().get(key=key)
-        sequence.last_value += 1
+        first = sequence.last_value + 1
+        sequence.last_value += count
         sequence.save(update_fields=["last_value"])
-    return f"{key}-{sequence.last_value:06d}"
+    return [f"{key}-{value:06d}" for value in range(first, first + count)]

@@ -291,8 +291,7 @@ def _clean_address(
     }
 
 
-@transaction.atomic
-def order_create(
+def order_build(
     *,
     actor,
     customer,
@@ -313,18 +312,21 @@ def order_create(
     quote=None,
     owner=None,
     notes: str = "",
-    confirm: bool = False,
-) -> Order:
-    """Create a draft order with its lines and totals (computed by ``sales.services.pricing``).
+    check_external: bool = True,
+    customer_checked: bool = False,
+) -> tuple[Order, list[OrderLine]]:
+    """Validate an order and build it, unsaved, in draft with its lines (computed by
+    ``sales.services.pricing``), without a number yet.
 
-    Validates everything first and raises one ``ValidationError`` keyed by field (``lines`` messages
-    name the line and SKU); nothing is written unless all of it is valid. With ``confirm`` the order
-    is confirmed at once (``order_confirm``).
+    Raises one ``ValidationError`` keyed by field (``lines`` messages name the line and SKU).
+    ``check_external=False`` skips the lookup of the platform order number, and
+    ``customer_checked=True`` the visibility check of the customer, for callers that looked the
+    whole batch up already (the order import); the table's constraint still guards the number.
     """
     errors = _Errors()
     if customer is None or getattr(customer, "deleted_at", None) is not None:
         errors.add("customer", _("Choose a customer."), code="no_customer")
-    elif not _can_see_customer(actor, customer):
+    elif not customer_checked and not _can_see_customer(actor, customer):
         errors.add("customer", _("You cannot place orders for this customer."), code="customer_not_visible")
     if channel not in Channel.values:
         errors.add("channel", _("Choose a valid sales channel."), code="invalid_channel")
@@ -333,7 +335,7 @@ def order_create(
     external_number = (external_number or "").strip()
     if len(external_number) > MAX_EXTERNAL:
         errors.add("external_number", _("Use at most %(limit)d characters.") % {"limit": MAX_EXTERNAL})
-    elif external_number and channel in Channel.values:
+    elif external_number and channel in Channel.values and check_external:
         clash = Order.objects.filter(channel=channel, external_number=external_number).values_list(
             "number", flat=True
         )
@@ -400,7 +402,7 @@ def order_create(
     if owner is None:
         owner = actor if getattr(actor, "is_authenticated", False) else customer.owner
     order = Order(
-        number=numbering.next_number(numbering.ORDER),
+        number="",
         channel=channel,
         external_number=external_number,
         customer=customer,
@@ -422,46 +424,101 @@ def order_create(
         created_by=actor if getattr(actor, "is_authenticated", False) else None,
         **shipping_address,
     )
+    line_rows = [
+        OrderLine(
+            order=order,
+            position=position,
+            product=product,
+            sku=product.sku,
+            name=name,
+            quantity=quantity,
+            unit_price=unit_price,
+            discount_rate=discount,
+            tax_rate=product.tax_rate,
+            net_amount=amounts.net,
+            tax_amount=amounts.tax,
+            line_total=amounts.line_total,
+        )
+        for position, ((product, quantity, unit_price, discount, name), amounts) in enumerate(
+            zip(cleaned, totals.lines, strict=True), start=1
+        )
+    ]
+    return order, line_rows
+
+
+@transaction.atomic
+def order_create(
+    *,
+    actor,
+    customer,
+    channel,
+    lines: Sequence[OrderLineInput],
+    external_number: str = "",
+    address=None,
+    recipient: str = "",
+    recipient_phone: str = "",
+    region=None,
+    street: str = "",
+    postcode: str = "",
+    shipping_amount=ZERO,
+    order_discount_rate=ZERO,
+    warehouse: Warehouse | None = None,
+    ordered_at: datetime.datetime | None = None,
+    source: str = Order.Source.MANUAL,
+    quote=None,
+    owner=None,
+    notes: str = "",
+    confirm: bool = False,
+) -> Order:
+    """Create a draft order with its lines and totals (computed by ``sales.services.pricing``).
+
+    Validates everything first (``order_build``) and raises one ``ValidationError`` keyed by field
+    (``lines`` messages name the line and SKU); nothing is written unless all of it is valid. With
+    ``confirm`` the order is confirmed at once (``order_confirm``).
+    """
+    order, line_rows = order_build(
+        actor=actor,
+        customer=customer,
+        channel=channel,
+        lines=lines,
+        external_number=external_number,
+        address=address,
+        recipient=recipient,
+        recipient_phone=recipient_phone,
+        region=region,
+        street=street,
+        postcode=postcode,
+        shipping_amount=shipping_amount,
+        order_discount_rate=order_discount_rate,
+        warehouse=warehouse,
+        ordered_at=ordered_at,
+        source=source,
+        quote=quote,
+        owner=owner,
+        notes=notes,
+    )
+    order.number = numbering.next_number(numbering.ORDER)
     order.full_clean(exclude=["customer", "quote", "owner", "team", "warehouse", "region", "created_by"])
     order.save()
-    OrderLine.objects.bulk_create(
-        [
-            OrderLine(
-                order=order,
-                position=position,
-                product=product,
-                sku=product.sku,
-                name=name,
-                quantity=quantity,
-                unit_price=unit_price,
-                discount_rate=discount,
-                tax_rate=product.tax_rate,
-                net_amount=amounts.net,
-                tax_amount=amounts.tax,
-                line_total=amounts.line_total,
-            )
-            for position, ((product, quantity, unit_price, discount, name), amounts) in enumerate(
-                zip(cleaned, totals.lines, strict=True), start=1
-            )
-        ]
-    )
+    for line in line_rows:
+        line.order = order
+    OrderLine.objects.bulk_create(line_rows)
     OrderStatusChange.objects.create(
         order=order,
         from_status="",
         to_status=S.DRAFT,
         changed_by=_user(actor),
-        changed_at=min(order.ordered_at, now),
+        changed_at=min(order.ordered_at, timezone.now()),
     )
-    audit_model_create(
-        actor=actor,
-        instance=order,
-        message=_("Order %(number)s created with %(count)d lines.")
-        % {"number": order.number, "count": len(cleaned)},
-    )
+    audit_model_create(actor=actor, instance=order, message=creation_message(order, len(line_rows)))
     refresh_customer_on_commit(order.customer_id)
     if confirm:
         order_confirm(actor=actor, order=order)
     return order
+
+
+def creation_message(order: Order, lines: int) -> str:
+    return _("Order %(number)s created with %(count)d lines.") % {"number": order.number, "count": lines}
 
 
 def _user(actor):
@@ -567,12 +624,19 @@ def apply_status(
         actor=actor,
         obj=order,
         changes=changed,
-        message=note
-        or _("Order %(number)s: %(from)s → %(to)s")
-        % {"number": order.number, "from": _status_label(from_status), "to": _status_label(to_status)},
+        message=note or status_message(order, from_status, to_status),
     )
     refresh_customer_on_commit(order.customer_id)
     return order
+
+
+def status_message(order: Order, from_status: str, to_status: str) -> str:
+    """The audit message of a status change that has no note."""
+    return _("Order %(number)s: %(from)s → %(to)s") % {
+        "number": order.number,
+        "from": _status_label(from_status),
+        "to": _status_label(to_status),
+    }
 
 
 def _unpaid_message(order: Order) -> ValidationError:

@@ -183,20 +183,42 @@ def payment_record(
         fields.append("paid_at")
     locked.save(update_fields=fields)
     _allocate(locked)
-    audit_model_create(
-        actor=actor,
-        instance=payment,
-        message=_("Payment of %(amount)s for order %(number)s")
-        % {"amount": _money(amount, locked), "number": locked.number},
-    )
+    audit_model_create(actor=actor, instance=payment, message=payment_message(payment, locked))
     if locked.status == S.PENDING_PAYMENT and locked.paid_amount >= locked.total_amount:
         order_services.apply_status(
-            actor=actor, order=locked, to_status=S.PAID, at=received_at, note=_("Paid in full.")
+            actor=actor, order=locked, to_status=S.PAID, at=received_at, note=paid_in_full_note()
         )
-        _notify_paid(actor, locked)
+        if locked.source != Order.Source.IMPORT:  # the platform settled it; its owner needs no notice
+            _notify_paid(actor, locked)
     order_services.refresh_customer_on_commit(locked.customer_id)
     order_services._sync(order, locked)
     return payment
+
+
+def payment_message(payment: Payment, order: Order) -> str:
+    """The audit message of a new payment (the order import writes it in bulk too)."""
+    return _("Payment of %(amount)s for order %(number)s") % {
+        "amount": _money(payment.amount, order),
+        "number": order.number,
+    }
+
+
+def refund_requested_message(refund: Refund, order: Order) -> str:
+    return _("Refund of %(amount)s requested for order %(number)s") % {
+        "amount": _money(refund.amount, order),
+        "number": order.number,
+    }
+
+
+def refund_completed_message(refund: Refund, order: Order) -> str:
+    return _("Refund of %(amount)s completed for order %(number)s") % {
+        "amount": _money(refund.amount, order),
+        "number": order.number,
+    }
+
+
+def paid_in_full_note() -> str:
+    return _("Paid in full.")
 
 
 def _notify_paid(actor, order: Order) -> None:
@@ -362,8 +384,7 @@ def refund_request(*, actor, order: Order, amount, reason: str, restock: bool = 
     audit_model_create(
         actor=actor,
         instance=refund,
-        message=_("Refund of %(amount)s requested for order %(number)s")
-        % {"amount": _money(amount, locked), "number": locked.number},
+        message=refund_requested_message(refund, locked),
     )
     order_services.apply_status(actor=actor, order=locked, to_status=S.REFUND_REQUESTED, at=when, note=reason)
     order_services._sync(order, locked)
@@ -398,8 +419,7 @@ def refund_complete(*, actor, refund: Refund, at=None) -> Refund:
         actor=actor,
         obj=locked,
         changes={"status": [Refund.Status.REQUESTED, Refund.Status.REFUNDED]},
-        message=_("Refund of %(amount)s completed for order %(number)s")
-        % {"amount": _money(locked.amount, order), "number": order.number},
+        message=refund_completed_message(locked, order),
     )
     if order.status == S.REFUND_REQUESTED:
         if order.refunded_amount >= order.paid_amount:

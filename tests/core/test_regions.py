@@ -495,3 +495,22 @@ def test_admin_lists_and_searches_regions(client_for, admin_user, rep):
     assert "330106" in response.content.decode()
     assert client_for(admin_user).get(reverse("admin:regions_region_add")).status_code == 403
     assert client_for(rep).get(url).status_code == 302
+
+
+def test_memoized_keeps_regions_read_within_the_block_only(django_assert_num_queries):
+    """Imports check thousands of addresses: within ``memoized()`` a region read once is not asked
+    of the shared cache again, even if the cache lost it; outside, the cache (or a query) answers."""
+    ensure_loaded()
+    cache.clear()
+    with selectors.memoized():
+        first = selectors.get_region("330106")
+        assert selectors.is_leaf("330106")
+        cache.clear()  # a small shared cache that evicted the entries
+        with django_assert_num_queries(0):
+            assert selectors.get_region("330106") is first
+            assert selectors.is_leaf("330106")
+            with selectors.memoized():  # nested blocks share the memory
+                assert selectors.get_region("330106") is first
+    cache.clear()
+    with django_assert_num_queries(1):
+        assert selectors.get_region("330106") == first

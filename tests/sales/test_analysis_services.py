@@ -354,3 +354,48 @@ def test_roles_hold_the_analysis_permissions(make_user):
     assert not rep.has_perm("sales.view_analysisrun")
     assert analyst.has_perm("sales.view_analysisrun")
     assert not analyst.has_perm("sales.run_analysis")
+
+
+def test_refresh_customers_matches_one_by_one_refresh(shop, django_assert_max_num_queries):
+    """The batch refresh (order import) gives each customer what ``refresh_customer`` gives, in a
+    number of queries that does not grow with the customers."""
+    analysis.analysis_run_full()
+    order_row(shop["b"], days_ago=0, total="500")
+    shop["e"].orders.update(status=OrderStatus.CANCELLED)
+    ids = [c.pk for c in shop.values()] + [987654]
+    with django_assert_max_num_queries(12):
+        batch = analysis.refresh_customers(ids)
+    assert 987654 not in batch
+    assert batch[shop["e"].pk] is None
+    assert batch[shop["c"].pk] is None  # only a cancelled order: no figures, no last order
+    stored = {m.customer_id: m for m in CustomerMetrics.objects.all()}
+    assert set(stored) == {shop["a"].pk, shop["b"].pk}
+    assert Customer.objects.get(pk=shop["c"].pk).last_order_at is None
+    for customer_id in (shop["a"].pk, shop["b"].pk):
+        single = analysis.refresh_customer(customer_id)
+        assert (single.frequency, single.monetary, single.segment, single.churn_risk) == (
+            batch[customer_id].frequency,
+            batch[customer_id].monetary,
+            batch[customer_id].segment,
+            batch[customer_id].churn_risk,
+        )
+        assert Customer.objects.get(pk=customer_id).last_order_at == single.last_order_at
+
+
+def test_refresh_customers_of_nobody_does_nothing(shop):
+    assert analysis.refresh_customers([]) == {}
+    assert not CustomerMetrics.objects.exists()
+
+
+def test_refresh_customers_async_runs_the_task_and_survives_an_unreachable_queue(shop, monkeypatch, caplog):
+    from sales.tasks import analysis as tasks
+
+    analysis.refresh_customers_async([shop["a"].pk, shop["b"].pk])  # eager in tests
+    assert CustomerMetrics.objects.filter(customer__in=[shop["a"], shop["b"]]).count() == 2
+
+    def down(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(tasks.refresh_customers_metrics, "delay", down)
+    analysis.refresh_customers_async([shop["e"].pk])
+    assert "Could not queue the analysis refresh of 1 customers" in caplog.text

@@ -519,3 +519,14 @@ def test_approval_rules_hold_an_order_until_the_manager_approves(rep, manager):
     assert available(product) == 8
     small = make_order(actor=rep, lines=[(product, "1")], confirm=True)
     assert small.status == S.PENDING_PAYMENT  # under the threshold
+
+
+def test_next_numbers_takes_a_run_of_consecutive_numbers_at_once(db):
+    from sales.services import numbering
+
+    first = numbering.next_number(numbering.ORDER)
+    run = numbering.next_numbers(numbering.ORDER, 3)
+    after = numbering.next_number(numbering.ORDER)
+    sequence = [int(number.rsplit("-", 1)[1]) for number in [first, *run, after]]
+    assert sequence == list(range(sequence[0], sequence[0] + 5))
+    assert numbering.next_numbers(numbering.ORDER, 0) == []

@@ -358,9 +358,15 @@ def _without_actor(item: dict) -> dict:
     return {key: value for key, value in item.items() if key != "actor"}
 
 
+def creation_changes(instance, values: dict | None = None) -> dict:
+    """The changes ``audit_model_create`` records for ``instance``: its audited values (or
+    ``values``, a ``snapshot`` of it), for callers that append entries in bulk."""
+    return _one_sided(snapshot(instance) if values is None else values, type(instance), created=True)
+
+
 def audit_model_create(*, actor, instance, message: str = "") -> AuditEntry:
     """Record the creation of ``instance`` (call after saving it) with its initial values."""
-    changes = _one_sided(snapshot(instance), type(instance), created=True)
+    changes = creation_changes(instance)
     return audit_record(
         action=AuditAction.CREATE, actor=actor, obj=instance, changes=changes, message=message
     )

@@ -7,6 +7,8 @@ generation (``invalidate()``), which retires every entry at once on every node s
 from __future__ import annotations
 
 import re
+import threading
+from contextlib import contextmanager
 
 from django.core.cache import cache
 
@@ -72,13 +74,40 @@ def get_region(code) -> Region | None:
     if not is_valid_code(code):
         return None  # never query (or cache) arbitrary input
     key = _key("region", code)
+    memo = _memo()
+    if memo is not None and key in memo:
+        return memo[key]
     region = cache.get(key)
     if region is None:
         region = Region.objects.filter(pk=code).first()
         if region is None:
             return None  # misses are not cached: well-formed but unknown codes are rare
         cache.set(key, region, _TIMEOUT)
+    if memo is not None:
+        memo[key] = region
     return region
+
+
+_local = threading.local()
+
+
+def _memo() -> dict | None:
+    return getattr(_local, "memo", None)
+
+
+@contextmanager
+def memoized():
+    """Within the block, regions and the parent codes read once are kept in this thread's memory
+    (keyed by cache generation): an import checks thousands of addresses, and the shared cache,
+    asked each time, cost more than the rest of the check."""
+    outer = _memo()
+    if outer is None:
+        _local.memo = {}
+    try:
+        yield
+    finally:
+        if outer is None:
+            _local.memo = None
 
 
 def region_path(code) -> list[Region]:
@@ -90,10 +119,15 @@ def region_path(code) -> list[Region]:
 def parent_codes() -> frozenset[str]:
     """Codes of every region that has children (one query, then cached)."""
     key = _key("parents")
+    memo = _memo()
+    if memo is not None and key in memo:
+        return memo[key]
     codes = cache.get(key)
     if codes is None:
         codes = frozenset(Region.objects.filter(parent__isnull=False).values_list("parent_id", flat=True))
         cache.set(key, codes, _TIMEOUT)
+    if memo is not None:
+        memo[key] = codes
     return codes
 
 

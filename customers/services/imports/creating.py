@@ -213,3 +213,57 @@ def bulk_write(actor, parser: RowParser, valid: list[Valid]) -> list[int]:
 
 def _bulk_returns_ids() -> bool:
     return connections[router.db_for_write(Customer)].features.can_return_rows_from_bulk_insert
+
+
+class _Plain:
+    """What ``bulk_write`` asks of the import's row parser, for callers that are not the customers
+    import (the order import creates its buyers through ``customer_create_many``)."""
+
+    def __init__(self):
+        from ...models import CustomerLevel
+
+        self.default_level = CustomerLevel.objects.filter(is_default=True).first()
+
+    @staticmethod
+    def path(region) -> list:
+        from crm.core.regions.selectors import region_path
+
+        return region_path(region.code)
+
+    @staticmethod
+    def tag_id(name: str) -> int:  # the items carry no tags
+        raise ValueError(name)
+
+
+def customer_create_many(*, actor, items: list[dict]) -> list:
+    """Create many customers at once; for each item (the ``customer_create`` arguments ``name``,
+    ``source``, ``owner``, ``phones``, ``platform_accounts`` and ``addresses``) the new customer's
+    primary key, or the ``ValidationError`` that refused it. The rules are ``customer_create``'s
+    (the same cleaners); the caller checked that the platform accounts are free and that the actor
+    may make ``owner`` the owner. Call inside a transaction."""
+    plain = _Plain()
+    valid: list[Valid] = []
+    results: list = []
+    for item in items:
+        problems = records._Errors()
+        scalars = records._clean_scalars(
+            problems, {"name": item.get("name", ""), "source": item.get("source", Source.OTHER)}
+        )
+        lists = records._clean_lists(
+            problems,
+            {"phones": item.get("phones", ()), "addresses": item.get("addresses", ())},
+            customer=None,
+        )
+        if problems.by_field:
+            results.append(ValidationError(problems.by_field))
+            continue
+        lists["addresses"] = [
+            {**address, "is_default_shipping": True, "is_default_billing": True}
+            for address in lists.get("addresses", ())[:1]
+        ]
+        lists["platform_accounts"] = list(item.get("platform_accounts", ()))
+        row = ParsedRow(number=len(results), data={"owner": item.get("owner") or actor})
+        valid.append((row, scalars, lists))
+        results.append(row)
+    ids = iter(bulk_write(actor, plain, valid)) if valid else iter(())
+    return [next(ids) if isinstance(result, ParsedRow) else result for result in results]

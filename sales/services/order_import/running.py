@@ -34,6 +34,7 @@ from crm.core.audit.models import AuditAction
 from crm.core.audit.services import audit_record
 from crm.core.jobs.models import Job
 from crm.core.jobs.services import JobError, JobResult, job_create, run_job
+from crm.core.regions import selectors as regions
 from customers.services import imports as customer_imports
 from customers.services import records as customer_records
 from sales.models import Channel
@@ -277,12 +278,15 @@ def run_import(
     limit: int | None = None,
     progress: Callable[..., object] | None = None,
     total: int | None = None,
+    fast_path: bool = True,
 ) -> ImportReport:
     """Import (or with ``dry_run`` only check) the orders of a file; returns the report.
 
     Rows are read in batches of ORDER_IMPORT_BATCH (an order's rows are never split between two
     batches); each batch is one transaction, each order a savepoint in it. ``limit`` stops after
     that many rows (the preview); ``progress(rows done, total)`` is called after each batch.
+    ``fast_path=False`` writes every order through the services one by one (see ``bulk``; the
+    tests compare the two).
     """
     if not limits.can_import(actor):
         raise _forbidden()
@@ -293,16 +297,17 @@ def run_import(
         if len(mapping) != len(table.headers):
             raise ValidationError(gettext("The column mapping does not fit this file."), code="mapping")
         parser = RowParser(headers=table.headers, mapping=mapping, channel=channel)
-        writer = BatchWriter(actor=actor, owner=assign_to, report=report)
-        if dry_run:
-            try:
-                with transaction.atomic():
-                    _run_batches(table, parser, writer, report, limit, progress, total)
-                    raise _DryRunDoneError
-            except _DryRunDoneError:
-                pass
-        else:
-            _run_batches(table, parser, writer, report, limit, progress, total)
+        writer = BatchWriter(actor=actor, owner=assign_to, report=report, fast_path=fast_path)
+        with regions.memoized():
+            if dry_run:
+                try:
+                    with transaction.atomic():
+                        _run_batches(table, parser, writer, report, limit, progress, total)
+                        raise _DryRunDoneError
+                except _DryRunDoneError:
+                    pass
+            else:
+                _run_batches(table, parser, writer, report, limit, progress, total)
     finally:
         table.close()
     return report

@@ -24,6 +24,7 @@ from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, transaction
+from django.utils import timezone
 from django.utils.translation import gettext
 
 from crm.core import crypto
@@ -33,9 +34,11 @@ from crm.core.visibility import visible_to
 from customers.models import Address, Customer, CustomerPhone, Platform, PlatformAccount
 from customers.services import activities as customer_activities
 from customers.services import records as customer_records
+from customers.services.imports import creating as customer_creating
 from sales.models import Order, OrderLine, OrderStatus, Product
 from sales.services import orders as order_services
 
+from . import bulk
 from .parsing import OrderGroup, RowError
 
 logger = logging.getLogger(__name__)
@@ -124,6 +127,27 @@ class _GroupFailedError(Exception):
         self.errors = errors
 
 
+class _Run:
+    """New orders planned for the fast path, waiting to be written together."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.now = timezone.now()
+        self.planned: dict[int, tuple] = {}  # id(group) -> (group, bulk.Planned, customer or _NewBuyer)
+        self.placeholders: dict[tuple, Customer] = {}  # a new buyer's key -> unsaved customer
+        self.pending_keys: dict[tuple, tuple] = {}  # any key of a new buyer -> its key
+
+
+class _NewBuyer:
+    """A buyer the batch creates: ``key`` names it (its first account or phone key)."""
+
+    def __init__(self, key: tuple):
+        self.key = key
+        self.first = False  # the order the customer is created from
+
+
 @dataclass
 class _Lookups:
     orders: dict = field(default_factory=dict)  # (channel, number) -> Order
@@ -138,8 +162,9 @@ class _Lookups:
 class BatchWriter:
     """Writes the orders of one import, batch by batch (lookups cached across batches)."""
 
-    def __init__(self, *, actor, owner, report: ImportReport, sample_size: int = 20):
+    def __init__(self, *, actor, owner, report: ImportReport, sample_size: int = 20, fast_path: bool = True):
         self.actor = actor
+        self.fast_path = fast_path
         self.owner = owner or actor
         self.report = report
         self.sample_size = sample_size
@@ -147,6 +172,7 @@ class BatchWriter:
         # Customers found or created during this import: key -> customer id.
         self.customer_keys: dict[tuple, int] = {}
         self.first_row: dict[tuple[str, str], int] = {}
+        self.leaves: dict[str, bool] = {}
         self.can_add_accounts = actor.has_perm("customers.add_platformaccount") and actor.has_perm(
             "customers.change_customer"
         )
@@ -222,31 +248,261 @@ class BatchWriter:
             self._check(group)
         valid = [g for g in groups if not g.errors]
         lookups = self._lookups(valid)
-        for group in groups:
+        run = _Run()
+        for group in groups:  # in file order: a run of new orders is written together
+            if self._fast_eligible(group, lookups) and self._plan(group, lookups, run):
+                continue
+            self._flush(run, lookups)
+            self._write_one(group, lookups)
+        self._flush(run, lookups)
+
+    def _fast_eligible(self, group: OrderGroup, lookups: _Lookups) -> bool:
+        return (
+            self.fast_path
+            and not group.errors
+            and group.key not in lookups.orders
+            and group.data.get("status") in bulk.BULK_STATUSES
+        )
+
+    def _write_one(self, group: OrderGroup, lookups: _Lookups) -> None:
+        """Write one order through the services, in a savepoint of its own."""
+        self.report.orders += 1
+        if group.errors:
+            self._fail(group, group.errors)
+            return
+        try:
+            with transaction.atomic():
+                action, order, customer_action = self._write_group(group, lookups)
+        except _GroupFailedError as exc:
+            self._fail(group, exc.errors)
+            return
+        except ValidationError as exc:
+            self._fail(group, self._service_errors(group, exc))
+            return
+        except PermissionDenied:
+            self._fail(group, [self._denied(group)])
+            return
+        except DatabaseError:
+            logger.exception("Order import: order %s could not be written", group.number)
+            self._fail(
+                group, [RowError(group.row, "", group.number, gettext("This order could not be saved."))]
+            )
+            return
+        setattr(self.report, action, getattr(self.report, action) + 1)
+        self._sample(group, action, order, customer_action)
+
+    @staticmethod
+    def _denied(group: OrderGroup) -> RowError:
+        return RowError(group.row, "", "", gettext("You may not make this change."))
+
+    # The fast path (new orders written together: see ``bulk``) -----------------------------------
+
+    def _plan(self, group: OrderGroup, lookups: _Lookups, run: _Run) -> bool:
+        """Add a new order to the run (or fail it when it is invalid); False when the services
+        must write it (a buyer account to add)."""
+        try:
+            found = self._find_customer(group, lookups, run.pending_keys)
+        except _GroupFailedError as exc:
             self.report.orders += 1
-            if group.errors:
-                self._fail(group, group.errors)
-                continue
-            try:
-                with transaction.atomic():
-                    action, order, customer_action = self._write_group(group, lookups)
-            except _GroupFailedError as exc:
-                self._fail(group, exc.errors)
-                continue
-            except ValidationError as exc:
-                self._fail(group, self._service_errors(group, exc))
-                continue
-            except PermissionDenied:
-                self._fail(group, [RowError(group.row, "", "", gettext("You may not make this change."))])
-                continue
-            except DatabaseError:
-                logger.exception("Order import: order %s could not be written", group.number)
-                self._fail(
-                    group, [RowError(group.row, "", group.number, gettext("This order could not be saved."))]
+            self._fail(group, exc.errors)
+            return True
+        if found is None:
+            return False
+        if isinstance(found, Customer):
+            customer, owner = found, found.owner or self.owner
+        else:
+            customer = run.placeholders.get(found.key)
+            if customer is None:
+                customer = run.placeholders[found.key] = Customer(
+                    name="", owner=self.owner, level=self._default_level()
                 )
+            for key in self._keys_of(group):
+                run.pending_keys.setdefault(key, found.key)
+            owner = self.owner
+        try:
+            item = bulk.build(self.actor, group, customer, owner=owner, now=run.now)
+        except ValidationError as exc:
+            self.report.orders += 1
+            self._fail(group, self._service_errors(group, exc))
+            return True
+        run.planned[id(group)] = (group, item, found)
+        return True
+
+    def _flush(self, run: _Run, lookups: _Lookups) -> None:
+        """Write the run's orders together; those short in stock, or all of them if the write fails,
+        go through the services one by one, in file order."""
+        planned = run.planned
+        run.reset()
+        if not planned:
+            return
+        deferred = self._defer_short(planned)
+        self._create_buyers(planned, lookups)
+        self._add_addresses_fast(planned, lookups)
+        items = [item for _group, item, _found in planned.values()]
+        try:
+            with transaction.atomic():
+                bulk.write_orders(
+                    actor=self.actor, planned=items, warehouse=self._warehouse(), now=timezone.now()
+                )
+        except (bulk.StockShortError, DatabaseError):
+            logger.info("Order import: %d new orders go through the services", len(items))
+            deferred += [group for group, _item, _found in planned.values()]
+        else:
+            for group, item, found in planned.values():
+                self.report.orders += 1
+                self.report.created += 1
+                lookups.orders[group.key] = item.order
+                self._sample(
+                    group, "created", item.order, "created" if getattr(found, "first", False) else "found"
+                )
+        for group in sorted(deferred, key=lambda g: g.row):
+            self._write_one(group, lookups)
+
+    def _default_level(self):
+        if not hasattr(self, "_level"):
+            from customers.models import CustomerLevel
+
+            self._level = CustomerLevel.objects.filter(is_default=True).first()
+        return self._level
+
+    def _warehouse(self):
+        if not hasattr(self, "_default_warehouse"):
+            from sales.services.inventory import default_warehouse
+
+            self._default_warehouse = default_warehouse()
+        return self._default_warehouse
+
+    def _find_customer(self, group: OrderGroup, lookups: _Lookups, pending_keys: dict):
+        """The buyer of a new order without writing anything: a visible Customer; a ``_NewBuyer``
+        key for one to create (shared by the batch's orders of the same buyer); None when the
+        services must write the order (a buyer account to add). _GroupFailedError as
+        ``_customer_for``."""
+        account = group.data.get("account_id") or ""
+        customer_id, found_by_account = self._known_customer(group, lookups)
+        if customer_id is None:
+            keys = self._keys_of(group)
+            matched = {pending_keys[key] for key in keys if key in pending_keys}
+            if not matched:
+                return _NewBuyer(keys[0] if keys else ("row", group.row))
+            if len(matched) > 1 or (
+                account and not all(k in pending_keys for k in keys if k[0] == "account")
+            ):
+                return None  # the same phone with another account: the services add it
+            return _NewBuyer(matched.pop())
+        customer = lookups.customers.get(customer_id) or self._visible_customer(customer_id)
+        if customer is None:
+            raise _GroupFailedError([self._invisible_buyer(group, account)])
+        lookups.customers[customer_id] = customer
+        if account and not found_by_account and self.can_add_accounts:
+            return None
+        platform = CHANNEL_PLATFORM.get(group.channel, Platform.OTHER)
+        self._remember(group, customer.pk, platform)
+        return customer
+
+    def _defer_short(self, planned: dict) -> list[OrderGroup]:
+        """Take the orders whose products are short in stock (or that need a warehouse when there
+        is none) out of ``planned``: the services report them, row by row."""
+        reserving = [item for _group, item, _found in planned.values() if item.reserves]
+        if not reserving:
+            return []
+        warehouse = self._warehouse()
+        short = bulk.stock_shortages(reserving, warehouse) if warehouse is not None else None
+        deferred = []
+        for key, (group, item, _found) in list(planned.items()):
+            if item.reserves and (short is None or any(line.product_id in short for line in item.lines)):
+                deferred.append(group)
+                del planned[key]
+        return deferred
+
+    def _create_buyers(self, planned: dict, lookups: _Lookups) -> None:
+        """Create the new buyers of the planned orders at once (from the first order of each)."""
+        first_groups: dict[tuple, OrderGroup] = {}
+        for group, _item, found in planned.values():
+            if isinstance(found, _NewBuyer):
+                first_groups.setdefault(found.key, group)
+        if not first_groups:
+            return
+        keys = list(first_groups)
+        results = customer_creating.customer_create_many(
+            actor=self.actor,
+            items=[self._new_customer_item(first_groups[key]) for key in keys],
+        )
+        created = dict(zip(keys, results, strict=True))
+        customers = {}
+        ids = [pk for pk in results if isinstance(pk, int)]
+        if ids:
+            customers = {c.pk: c for c in Customer.objects.filter(pk__in=ids).select_related("owner")}
+        for key, (group, item, found) in list(planned.items()):
+            if not isinstance(found, _NewBuyer):
                 continue
-            setattr(self.report, action, getattr(self.report, action) + 1)
-            self._sample(group, action, order, customer_action)
+            result = created[found.key]
+            if isinstance(result, ValidationError):
+                del planned[key]
+                self.report.orders += 1
+                self._fail(group, self._service_errors(group, result))
+                continue
+            customer = customers[result]
+            item.order.customer = customer
+            platform = CHANNEL_PLATFORM.get(group.channel, Platform.OTHER)
+            self._remember(group, customer.pk, platform)
+            found.first = first_groups[found.key] is group
+            if found.first:
+                self.report.customers_created += 1
+                lookups.customers[customer.pk] = customer
+                address = self._address_item(group)
+                lookups.addresses[customer.pk] = (
+                    {_street_key(address["region"].code, address["street"])} if address else set()
+                )
+
+    def _new_customer_item(self, group: OrderGroup) -> dict:
+        data = group.data
+        platform = CHANNEL_PLATFORM.get(group.channel, Platform.OTHER)
+        address = self._address_item(group)
+        name = data.get("customer_name") or data.get("recipient") or data.get("account_id") or ""
+        return {
+            "name": name[:200],
+            "source": group.channel,
+            "owner": self.owner,
+            "phones": [{"number": data["phone"], "label": "mobile", "is_primary": True}]
+            if data.get("phone")
+            else [],
+            "platform_accounts": (
+                [{"platform": platform, "account_id": data["account_id"], "nickname": ""}]
+                if data.get("account_id")
+                else []
+            ),
+            "addresses": [address] if address else [],
+        }
+
+    def _add_addresses_fast(self, planned: dict, lookups: _Lookups) -> None:
+        """The shipping addresses the buyers do not have yet, added together."""
+        if not self.can_add_addresses:
+            return
+        wanted = []  # (planned key, customer, address fields)
+        for key, (group, item, _found) in planned.items():
+            address = self._address_item(group)
+            if address is None:
+                continue
+            customer = item.order.customer
+            known = lookups.addresses.setdefault(customer.pk, set())
+            street_key = _street_key(address["region"].code, address["street"])
+            if street_key in known:
+                continue
+            known.add(street_key)
+            wanted.append((key, customer, address))
+        if not wanted:
+            return
+        results = customer_activities.address_create_many(
+            actor=self.actor, items=[(customer, address) for _key, customer, address in wanted]
+        )
+        for (key, _customer, _address), result in zip(wanted, results, strict=True):
+            if isinstance(result, Exception):
+                group, _item, _found = planned.pop(key)
+                self.report.orders += 1
+                if isinstance(result, ValidationError):
+                    self._fail(group, self._service_errors(group, result))
+                else:
+                    self._fail(group, [self._denied(group)])
 
     def _fail(self, group: OrderGroup, errors: list[RowError]) -> None:
         self.report.failed_orders += 1
@@ -397,36 +653,8 @@ class BatchWriter:
         """(customer, "found" | "created"): by platform account, then by phone, else a new one."""
         data = group.data
         account = data.get("account_id") or ""
-        phone = data.get("phone") or ""
         platform = CHANNEL_PLATFORM.get(group.channel, Platform.OTHER)
-        customer_id = None
-        if account:
-            for candidate in _platforms_for(group.channel):
-                key = ("account", candidate, account)
-                customer_id = self.customer_keys.get(key) or lookups.accounts.get((candidate, account))
-                if customer_id:
-                    break
-        found_by_account = customer_id is not None
-        if customer_id is None and phone:
-            index = _phone_key(phone)
-            ids = set(lookups.phones.get(index, ()))
-            if ("phone", index) in self.customer_keys:
-                ids.add(self.customer_keys[("phone", index)])
-            if len(ids) > 1:
-                raise _GroupFailedError(
-                    [
-                        RowError(
-                            group.row,
-                            "",
-                            "",
-                            gettext(
-                                "The phone of this order belongs to several customers: merge the duplicates "
-                                "or add the buyer account."
-                            ),
-                        )
-                    ]
-                )
-            customer_id = next(iter(ids), None)
+        customer_id, found_by_account = self._known_customer(group, lookups)
         if customer_id is None:
             customer = self._create_customer(group, platform)
             self._remember(group, customer.pk, platform)
@@ -440,25 +668,59 @@ class BatchWriter:
         if customer is None:
             customer = self._visible_customer(customer_id)
             if customer is None:
-                raise _GroupFailedError(
-                    [
-                        RowError(
-                            group.row,
-                            "",
-                            account or "",
-                            gettext(
-                                "The buyer is a customer you may not see (another team's, or deleted): "
-                                "ask an administrator to import this order."
-                            ),
-                        )
-                    ]
-                )
+                raise _GroupFailedError([self._invisible_buyer(group, account)])
             lookups.customers[customer_id] = customer
         if account and not found_by_account and self.can_add_accounts:
             self._add_account(customer, platform, account)
         self._remember(group, customer.pk, platform)
         self._add_address(group, customer, lookups)
         return customer, "found"
+
+    def _known_customer(self, group: OrderGroup, lookups: _Lookups) -> tuple[int | None, bool]:
+        """(id of the buyer's customer or None, found by the platform account): by account, then by
+        phone (blind index), among the batch's lookups and the customers this import met."""
+        data = group.data
+        account = data.get("account_id") or ""
+        phone = data.get("phone") or ""
+        if account:
+            for candidate in _platforms_for(group.channel):
+                key = ("account", candidate, account)
+                customer_id = self.customer_keys.get(key) or lookups.accounts.get((candidate, account))
+                if customer_id:
+                    return customer_id, True
+        if not phone:
+            return None, False
+        index = _phone_key(phone)
+        ids = set(lookups.phones.get(index, ()))
+        if ("phone", index) in self.customer_keys:
+            ids.add(self.customer_keys[("phone", index)])
+        if len(ids) > 1:
+            raise _GroupFailedError(
+                [
+                    RowError(
+                        group.row,
+                        "",
+                        "",
+                        gettext(
+                            "The phone of this order belongs to several customers: merge the duplicates "
+                            "or add the buyer account."
+                        ),
+                    )
+                ]
+            )
+        return next(iter(ids), None), False
+
+    @staticmethod
+    def _invisible_buyer(group: OrderGroup, account: str) -> RowError:
+        return RowError(
+            group.row,
+            "",
+            account or "",
+            gettext(
+                "The buyer is a customer you may not see (another team's, or deleted): "
+                "ask an administrator to import this order."
+            ),
+        )
 
     def _visible_customer(self, customer_id: int):
         qs = Customer.objects.filter(pk=customer_id, deleted_at__isnull=True).select_related("owner")
@@ -482,7 +744,7 @@ class BatchWriter:
         data = group.data
         region = data.get("region")
         street = data.get("street") or ""
-        if region is None or not street or not regions.is_leaf(region.code):
+        if region is None or not street or not self._is_leaf(region.code):
             return None
         return {
             "recipient": (data.get("recipient") or "")[:100],
@@ -491,6 +753,11 @@ class BatchWriter:
             "street": street,
             "postcode": data.get("postcode") or "",
         }
+
+    def _is_leaf(self, code: str) -> bool:
+        if code not in self.leaves:
+            self.leaves[code] = regions.is_leaf(code)
+        return self.leaves[code]
 
     def _create_customer(self, group: OrderGroup, platform: str) -> Customer:
         data = group.data
