@@ -378,3 +378,30 @@ def test_a_shortage_found_under_the_locks_sends_the_run_to_the_services(
     level = StockLevel.objects.get(product__sku="PERF-0007")
     assert 0 <= level.reserved <= level.on_hand <= 1
     assert verify_chain().ok
+
+
+def test_a_database_error_in_the_run_rolls_it_back_and_the_services_write_it(
+    importer, catalogue, tmp_path, monkeypatch
+):
+    """Say another import took a buyer account meanwhile: the run is rolled back whole (buyers
+    included) and the services write its orders one by one, so nothing is lost or doubled."""
+    from django.db import IntegrityError
+
+    from sales.services.order_import import writing
+
+    real = writing.customer_creating.customer_create_many
+    calls = []
+
+    def flaky(**kwargs):
+        real(**kwargs)  # written, then the insert of a later table fails
+        calls.append(1)
+        raise IntegrityError("duplicate account")
+
+    monkeypatch.setattr(writing.customer_creating, "customer_create_many", flaky)
+    path = _export(tmp_path, count=60)
+    report = _import(importer, path, fast_path=True)
+    assert calls
+    assert report.created == Order.objects.count() > 20
+    assert report.customers_created == Customer.objects.count()
+    assert Customer.objects.filter(platform_accounts__account_id="tb_short").count() <= 1
+    assert verify_chain().ok

@@ -289,6 +289,8 @@ class BatchWriter:
             )
             return
         setattr(self.report, action, getattr(self.report, action) + 1)
+        if customer_action == "created":  # counted once the order is in (else it was rolled back)
+            self.report.customers_created += 1
         self._sample(group, action, order, customer_action)
 
     @staticmethod
@@ -336,16 +338,22 @@ class BatchWriter:
         if not planned:
             return
         deferred = self._defer_short(planned)
-        self._create_buyers(planned, lookups)
-        self._add_addresses_fast(planned, lookups)
-        items = [item for _group, item, _found in planned.values()]
+        keys, created = dict(self.customer_keys), self.report.customers_created
+        customers, addresses = dict(lookups.customers), {k: set(v) for k, v in lookups.addresses.items()}
         try:
             with transaction.atomic():
+                self._create_buyers(planned, lookups)
+                self._add_addresses_fast(planned, lookups)
+                items = [item for _group, item, _found in planned.values()]
                 bulk.write_orders(
                     actor=self.actor, planned=items, warehouse=self._warehouse(), now=timezone.now()
                 )
         except (bulk.StockShortError, DatabaseError):
-            logger.info("Order import: %d new orders go through the services", len(items))
+            # All rolled back (a shortage found under the locks, a buyer account another import
+            # took meanwhile...): the services write these orders one by one and report each.
+            logger.info("Order import: %d new orders go through the services", len(planned))
+            self.customer_keys, self.report.customers_created = keys, created
+            lookups.customers, lookups.addresses = customers, addresses
             deferred += [group for group, _item, _found in planned.values()]
         else:
             for group, item, found in planned.values():
@@ -662,7 +670,6 @@ class BatchWriter:
             region = data.get("region")
             if self._address_item(group) is not None:
                 lookups.addresses[customer.pk] = {_street_key(region.code, data.get("street") or "")}
-            self.report.customers_created += 1
             return customer, "created"
         customer = lookups.customers.get(customer_id)
         if customer is None:
