@@ -108,13 +108,19 @@ as_root() {
 
 ensure_browser() {
     CRM_BROWSER=${CRM_BROWSER:-/usr/bin/chromium}
-    if [ ! -x "$CRM_BROWSER" ] && [ "$CRM_BROWSER" = /usr/bin/chromium ] \
-        && command -v apt-get >/dev/null 2>&1 && can_sudo; then
-        say "Installing Chromium, CJK fonts and gettext for the browser tests"
+    # What is missing of Chromium, the CJK fonts (Chinese renders as boxes without them) and gettext.
+    missing=""
+    if [ ! -x "$CRM_BROWSER" ] && [ "$CRM_BROWSER" = /usr/bin/chromium ]; then missing="chromium"; fi
+    if command -v dpkg >/dev/null 2>&1; then
+        dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing="$missing fonts-noto-cjk"
+        dpkg -s gettext >/dev/null 2>&1 || missing="$missing gettext"
+    fi
+    if [ -n "$missing" ] && command -v apt-get >/dev/null 2>&1 && can_sudo; then
+        say "Installing$(printf ' %s' $missing) for the browser tests"
+        # shellcheck disable=SC2086  # one word per package
         as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null \
-            && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-                chromium fonts-noto-cjk gettext >/dev/null \
-            || echo "quickstart: could not install Chromium; browser tests will be skipped." >&2
+            && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing >/dev/null \
+            || echo "quickstart: could not install$(printf ' %s' $missing); browser tests may be skipped." >&2
     fi
     if [ -x "$CRM_BROWSER" ]; then
         export CRM_BROWSER
