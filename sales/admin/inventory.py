@@ -45,7 +45,7 @@ class WarehouseAdmin(AuditedModelAdmin):
 
 @admin.register(StockLevel)
 class StockLevelAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["product", "warehouse", "on_hand", "reserved", "is_low", "updated_at"]
+    list_display = ["product", "warehouse", "on_hand", "reserved", "average_cost", "is_low", "updated_at"]
     list_filter = ["is_low", "warehouse"]
     list_select_related = ["product", "warehouse"]
     search_fields = ["product__sku"]

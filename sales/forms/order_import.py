@@ -37,6 +37,15 @@ class OrderImportUploadForm(forms.Form):
         empty_label=_("Me"),
         help_text=_("Orders of existing customers go to their owner."),
     )
+    track_stock = forms.BooleanField(
+        label=_("Reserve and ship stock for these orders"),
+        required=False,
+        initial=True,
+        help_text=_(
+            "Untick it for past orders whose goods were never counted in this CRM's stock: they are "
+            "imported as history, with no reservation, shipment or return."
+        ),
+    )
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)

@@ -65,6 +65,17 @@ class StockLevel(models.Model):
         default=False,
         help_text=_("Set when available stock crossed the threshold downwards."),
     )
+    average_cost = models.DecimalField(
+        _("average cost"),
+        max_digits=16,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text=_(
+            "Weighted average unit cost of the goods in this warehouse, from the costs of the receipts; "
+            "empty until goods arrive (the product's cost is used meanwhile)."
+        ),
+    )
     updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
 
     class Meta:

@@ -127,6 +127,12 @@ class Order(OwnedModel):
     tracking_number = models.CharField(_("tracking number"), max_length=64, blank=True)
     notes = models.TextField(_("notes"), blank=True, max_length=5000)
     import_fingerprint = models.CharField(max_length=64, blank=True, editable=False)
+    stock_tracked = models.BooleanField(
+        _("moves stock"),
+        default=True,
+        editable=False,
+        help_text=_("Off for orders imported as history: they reserve, ship and return no stock."),
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("created by"),

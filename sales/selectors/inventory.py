@@ -60,6 +60,7 @@ __all__ = [
 COST_PERMISSION = "sales.view_stockmove"
 QUANTITY = DecimalField(max_digits=16, decimal_places=3)
 MONEY = DecimalField(max_digits=20, decimal_places=2)
+COST = DecimalField(max_digits=16, decimal_places=4)
 ZERO_Q = Value(Decimal("0"), output_field=QUANTITY)
 MAX_SEARCH = 100
 
@@ -236,7 +237,11 @@ def product_reservations(product: Product, limit: int = 20) -> list[StockReserva
 def _with_values(queryset: QuerySet) -> QuerySet:
     return queryset.annotate(
         available_quantity=ExpressionWrapper(F("on_hand") - F("reserved"), output_field=QUANTITY),
-        stock_value=ExpressionWrapper(F("on_hand") * F("product__cost"), output_field=MONEY),
+        unit_cost=Coalesce(F("average_cost"), F("product__cost"), output_field=COST),
+        stock_value=ExpressionWrapper(
+            F("on_hand") * Coalesce(F("average_cost"), F("product__cost"), output_field=COST),
+            output_field=MONEY,
+        ),
     )
 
 

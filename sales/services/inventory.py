@@ -218,7 +218,7 @@ def _after_change(level: StockLevel, *, actor) -> None:
     was_low = level.is_low
     level.is_low = threshold > 0 and available <= threshold
     level.updated_at = timezone.now()
-    level.save(update_fields=["on_hand", "reserved", "is_low", "updated_at"])
+    level.save(update_fields=["on_hand", "reserved", "is_low", "average_cost", "updated_at"])
     if level.is_low and not was_low:
         from django.urls import reverse
 
@@ -281,8 +281,29 @@ def _move(
         order=order,
         user=actor if getattr(actor, "pk", None) else None,
     )
+    if quantity > 0:
+        level.average_cost = average_cost_after(level, quantity, unit_cost)
     level.on_hand += quantity
     return move
+
+
+COST_PLACES = Decimal("0.0001")
+
+
+def unit_cost_of(level: StockLevel) -> Decimal:
+    """What one unit in ``level`` is worth: its average cost, else the product's cost."""
+    return level.average_cost if level.average_cost is not None else (level.product.cost or ZERO)
+
+
+def average_cost_after(level: StockLevel, quantity: Decimal, unit_cost=None) -> Decimal:
+    """The weighted average unit cost once ``quantity`` arrives at ``unit_cost`` (default: what a
+    unit there is worth now, so returns and corrections leave the average as it is). Goods leaving
+    never change it."""
+    incoming = unit_cost if unit_cost is not None else unit_cost_of(level)
+    if level.on_hand <= 0:
+        return Decimal(incoming).quantize(COST_PLACES)
+    held = level.on_hand * unit_cost_of(level)
+    return ((held + quantity * incoming) / (level.on_hand + quantity)).quantize(COST_PLACES)
 
 
 def _audit_move(*, actor, move: StockMove, extra: dict | None = None) -> None:
@@ -306,7 +327,9 @@ def _audit_move(*, actor, move: StockMove, extra: dict | None = None) -> None:
 def stock_receive(
     *, actor, product: Product, warehouse: Warehouse, quantity, reason, unit_cost=None
 ) -> StockMove:
-    """Goods arrive in ``warehouse`` (采购入库): a RECEIPT move of a positive quantity."""
+    """Goods arrive in ``warehouse`` (采购入库): a RECEIPT move of a positive quantity. ``unit_cost``
+    moves the level's weighted average cost (without one, the goods count at the current average,
+    or the product's cost)."""
     _check_permission(actor)
     quantity = _clean_quantity(quantity)
     reason = _clean_reason(reason)
@@ -362,7 +385,14 @@ def stock_transfer(
     levels = _lock_levels([(product.pk, from_warehouse.pk), (product.pk, to_warehouse.pk)], create=True)
     source, target = levels[(product.pk, from_warehouse.pk)], levels[(product.pk, to_warehouse.pk)]
     out = _move(source, kind=StockMove.Kind.TRANSFER_OUT, quantity=-quantity, reason=reason, actor=actor)
-    into = _move(target, kind=StockMove.Kind.TRANSFER_IN, quantity=quantity, reason=reason, actor=actor)
+    into = _move(
+        target,
+        kind=StockMove.Kind.TRANSFER_IN,
+        quantity=quantity,
+        reason=reason,
+        actor=actor,
+        unit_cost=unit_cost_of(source),  # the goods keep what they cost
+    )
     into.transfer_pair = out
     into.save(update_fields=["transfer_pair"])
     _after_change(source, actor=actor)

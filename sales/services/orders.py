@@ -314,6 +314,7 @@ def order_build(
     notes: str = "",
     check_external: bool = True,
     customer_checked: bool = False,
+    stock_tracked: bool = True,
 ) -> tuple[Order, list[OrderLine]]:
     """Validate an order and build it, unsaved, in draft with its lines (computed by
     ``sales.services.pricing``), without a number yet.
@@ -322,6 +323,8 @@ def order_build(
     ``check_external=False`` skips the lookup of the platform order number, and
     ``customer_checked=True`` the visibility check of the customer, for callers that looked the
     whole batch up already (the order import); the table's constraint still guards the number.
+    ``stock_tracked=False`` makes an order that never reserves, ships or returns stock (history
+    imported from a platform).
     """
     errors = _Errors()
     if customer is None or getattr(customer, "deleted_at", None) is not None:
@@ -421,6 +424,7 @@ def order_build(
         notes=notes,
         owner=owner,
         team_id=getattr(owner, "team_id", None),
+        stock_tracked=stock_tracked,
         created_by=actor if getattr(actor, "is_authenticated", False) else None,
         **shipping_address,
     )
@@ -469,6 +473,7 @@ def order_create(
     owner=None,
     notes: str = "",
     confirm: bool = False,
+    stock_tracked: bool = True,
 ) -> Order:
     """Create a draft order with its lines and totals (computed by ``sales.services.pricing``).
 
@@ -496,6 +501,7 @@ def order_create(
         quote=quote,
         owner=owner,
         notes=notes,
+        stock_tracked=stock_tracked,
     )
     order.number = numbering.next_number(numbering.ORDER)
     order.full_clean(exclude=["customer", "quote", "owner", "team", "warehouse", "region", "created_by"])
@@ -550,6 +556,9 @@ def _not_allowed(order: Order, to_status: str) -> ValidationError:
 
 def _stock_effects(*, actor, order: Order, from_status: str, to_status: str, restock: bool) -> None:
     from . import inventory
+
+    if not order.stock_tracked:
+        return  # imported history: the goods were never counted here
 
     if to_status == S.PENDING_PAYMENT and from_status in (S.DRAFT, S.PENDING_APPROVAL):
         inventory.stock_reserve_order(actor=actor, order=order)

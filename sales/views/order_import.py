@@ -58,6 +58,7 @@ def order_import_start_view(request):
                 template=form.cleaned_data["template"],
                 channel=form.cleaned_data["channel"],
                 assign_to=form.cleaned_data["assign_to"],
+                track_stock=form.cleaned_data["track_stock"],
             )
         except ValidationError as exc:
             form.add_error("file", exc.messages)
@@ -107,6 +108,7 @@ def _dry_run(request, session):
         channel=session.channel,
         filename=session.filename,
         assign_to=order_import.session_assignee(session),
+        track_stock=session.track_stock,
         dry_run=True,
         limit=order_import.preview_rows(),
     )

@@ -347,3 +347,50 @@ def test_threshold_zero_never_notifies():
     inventory.stock_receive(actor=None, product=product, warehouse=warehouse, quantity="1", reason="x")
     inventory.stock_adjust(actor=None, product=product, warehouse=warehouse, quantity="-1", reason="x")
     assert not Notification.objects.exists()
+
+
+def test_receipts_at_different_costs_value_stock_at_their_weighted_average():
+    """R5.2.1 valuation: receipts move the average cost; shipments, returns and corrections don't."""
+    from sales.selectors.inventory import stock_list, stock_totals
+
+    hz = default_warehouse()
+    product = ProductFactory(cost=D("8.00"))
+    inventory.stock_receive(
+        actor=None, product=product, warehouse=hz, quantity="10", reason="a", unit_cost="10"
+    )
+    assert level(product, hz).average_cost == D("10.0000")
+    inventory.stock_receive(
+        actor=None, product=product, warehouse=hz, quantity="30", reason="b", unit_cost="20"
+    )
+    assert level(product, hz).average_cost == D("17.5000")  # (10x10 + 30x20) / 40
+    inventory.stock_adjust(actor=None, product=product, warehouse=hz, quantity="-20", reason="破损")
+    inventory.stock_adjust(actor=None, product=product, warehouse=hz, quantity="5", reason="盘盈")
+    inventory.stock_receive(actor=None, product=product, warehouse=hz, quantity="5", reason="no cost given")
+    current = level(product, hz)
+    assert current.average_cost == D("17.5000")
+    assert current.on_hand == 30
+    totals = stock_totals(stock_list(user=None, filters={"q": product.sku}))
+    assert totals.value == D("525.00")  # 30 x 17.50, not 30 x the product's 8.00
+
+
+def test_transferred_goods_keep_their_cost_and_levels_without_receipts_use_the_product_cost():
+    hz = default_warehouse()
+    gz = WarehouseFactory(code="gz2", name="广州仓")
+    product = ProductFactory(cost=D("8.00"))
+    inventory.stock_receive(
+        actor=None, product=product, warehouse=hz, quantity="4", reason="a", unit_cost="12"
+    )
+    _out, into = inventory.stock_transfer(
+        actor=None, product=product, from_warehouse=hz, to_warehouse=gz, quantity="2", reason="调拨"
+    )
+    assert into.unit_cost == D("12.00")
+    assert level(product, gz).average_cost == D("12.0000")
+    StockLevel.objects.filter(product=product, warehouse=gz).update(
+        average_cost=None
+    )  # from before averaging
+    assert inventory.unit_cost_of(level(product, gz)) == D("8.00")
+    with pytest.raises(ValidationError) as caught:
+        inventory.stock_receive(
+            actor=None, product=product, warehouse=hz, quantity="1", reason="x", unit_cost="-1"
+        )
+    assert "unit_cost" in caught.value.message_dict

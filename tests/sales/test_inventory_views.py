@@ -97,9 +97,7 @@ def test_missing_records_answer_404(catalogue, admin_user, client_for):
 
 
 def test_costs_hidden_from_reps(catalogue, rep, manager, client_for):
-    product = catalogue["product"]
-    product.cost = D("87.65")
-    product.save()
+    product = stocked(warehouse=catalogue["warehouse"], quantity="10", sku="COST-1", cost=D("87.65"))
     rep_html = client_for(rep).get(product.get_absolute_url()).content.decode()
     assert "87.65" not in rep_html
     stock_html = client_for(rep).get(reverse("sales:stock-list")).content.decode()

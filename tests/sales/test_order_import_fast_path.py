@@ -92,7 +92,7 @@ def catalogue(db):
     return warehouse
 
 
-def _import(actor, path, *, fast_path: bool):
+def _import(actor, path, *, fast_path: bool, track_stock: bool = True):
     headers, _rows = order_import.inspect_file(path, path.name)
     return order_import.run_import(
         actor=actor,
@@ -101,6 +101,7 @@ def _import(actor, path, *, fast_path: bool):
         mapping=order_import.auto_mapping(headers, BUILTIN_TEMPLATES["platform"]),
         channel=BUILTIN_TEMPLATES["platform"].channel,
         fast_path=fast_path,
+        track_stock=track_stock,
     )
 
 
@@ -305,15 +306,17 @@ def _export(tmp_path, count=400):
 
 
 @pytest.mark.slow
-def test_fast_path_writes_what_the_services_write(importer, catalogue, tmp_path):
+@pytest.mark.parametrize("track_stock", [True, False])
+def test_fast_path_writes_what_the_services_write(importer, catalogue, tmp_path, track_stock):
     path = _export(tmp_path)
     start = timezone.now()
     with transaction.atomic():
-        by_services = _import(importer, path, fast_path=False)
+        by_services = _import(importer, path, fast_path=False, track_stock=track_stock)
         expected = _state(start)
         transaction.set_rollback(True)
     assert not Order.objects.exists()
-    fast = _import(importer, path, fast_path=True)
+    levels_before = _state(start)["levels"]
+    fast = _import(importer, path, fast_path=True, track_stock=track_stock)
     actual = _state(start)
 
     assert by_services.created > 200
@@ -327,7 +330,14 @@ def test_fast_path_writes_what_the_services_write(importer, catalogue, tmp_path)
     assert sorted((e.row, e.column, e.value, e.reason) for e in fast.errors) == sorted(
         (e.row, e.column, e.value, e.reason) for e in by_services.errors
     )
-    assert any("PERF-0007 is short" in e.reason for e in fast.errors)  # left to the services
+    if track_stock:
+        assert any("PERF-0007 is short" in e.reason for e in fast.errors)  # left to the services
+    else:  # history: no stock moves, nothing short
+        assert not any("is short" in e.reason for e in fast.errors)
+        assert actual["levels"] == levels_before
+        assert not StockReservation.objects.exists()
+        assert not StockMove.objects.filter(order__isnull=False).exists()
+        assert not Order.objects.filter(stock_tracked=True).exists()
     assert any("not in the future" in e.reason for e in fast.errors)
     assert actual["levels"] == expected["levels"]
     assert actual["customers"] == expected["customers"]

@@ -15,7 +15,7 @@ from openpyxl import Workbook, load_workbook
 from crm.accounts import roles
 from crm.core.jobs.models import Job
 from crm.core.regions.loader import ensure_loaded
-from sales.models import Order, OrderImportTemplate, OrderStatus
+from sales.models import Order, OrderImportTemplate, OrderStatus, StockLevel
 from sales.services import order_import
 from tests.sales.factories import ProductFactory
 from tests.sales.factories_inventory import default_warehouse, stocked
@@ -62,10 +62,11 @@ def xlsx_upload(tmp_path, rows=None, headers=None, name="orders.xlsx"):
     return SimpleUploadedFile(name, path.read_bytes(), content_type=XLSX)
 
 
-def upload(client, file, template="platform", channel=""):
-    return client.post(
-        reverse("sales:order-import"), {"file": file, "template": template, "channel": channel}
-    )
+def upload(client, file, template="platform", channel="", track_stock=True):
+    data = {"file": file, "template": template, "channel": channel}
+    if track_stock:
+        data["track_stock"] = "on"  # ticked by default in the browser
+    return client.post(reverse("sales:order-import"), data)
 
 
 def token_of(response) -> str:
@@ -146,6 +147,24 @@ def test_upload_map_preview_and_run(client_for, importer, catalogue, tmp_path, d
     assert Order.objects.count() == 3
     # The upload is gone once imported.
     assert client.get(reverse("sales:order-import-preview", args=[token])).status_code == 404
+
+
+def test_orders_imported_as_history_move_no_stock_and_say_so(client_for, importer, catalogue, tmp_path):
+    client = client_for(importer)
+    form = client.get(reverse("sales:order-import")).content.decode()
+    assert 'name="track_stock"' in form
+    assert "checked" in form.split('name="track_stock"')[1].split(">")[0]  # ticked by default
+    levels = dict(StockLevel.objects.values_list("product__sku", "on_hand"))
+    token = token_of(upload(client, xlsx_upload(tmp_path), track_stock=False))
+    client.post(reverse("sales:order-import-run", args=[token]))
+    assert Order.objects.count() == 3
+    assert not Order.objects.filter(stock_tracked=True).exists()
+    assert dict(StockLevel.objects.values_list("product__sku", "on_hand")) == levels
+    assert not StockLevel.objects.filter(reserved__gt=0).exists()
+    order = Order.objects.filter(status=OrderStatus.PAID).first() or Order.objects.first()
+    page = client.get(order.get_absolute_url()).content.decode()
+    assert 'id="order-no-stock"' in page
+    assert "No stock moves" in page
 
 
 def test_mapping_errors_are_shown(client_for, importer, catalogue, tmp_path):

@@ -103,7 +103,9 @@ def plan_states(order: Order, *, status: str, paid_at, platform_status: str, now
         when = at or now
         if to_status == S.REFUND_REQUESTED:
             order.status_before_refund = order.status
-        if to_status == S.PENDING_PAYMENT:
+        if not order.stock_tracked:
+            pass  # imported history: no stock effect
+        elif to_status == S.PENDING_PAYMENT:
             events.append(("reserve",))
         elif to_status == S.SHIPPED:
             events.append(("ship",))
@@ -412,7 +414,7 @@ def _audit_items(actor, planned: list[Planned], payment_rows: list[Payment], ref
                 }
 
 
-def build(writer_actor, group, customer, *, owner, now) -> Planned:
+def build(writer_actor, group, customer, *, owner, now, stock_tracked: bool = True) -> Planned:
     """Validate and plan one new order (``orders.order_build``); ValidationError as the services
     raise it. ``customer`` may be a new customer not saved yet (its id is set before writing)."""
     data = group.data
@@ -443,6 +445,7 @@ def build(writer_actor, group, customer, *, owner, now) -> Planned:
         notes=data.get("notes") or "",
         check_external=False,
         customer_checked=True,
+        stock_tracked=stock_tracked,
     )
     order.import_fingerprint = group.fingerprint()
     events = plan_states(

@@ -130,6 +130,10 @@ class ImportSession:
         return self.meta.get("channel", "")
 
     @property
+    def track_stock(self) -> bool:
+        return self.meta.get("track_stock", True)
+
+    @property
     def owner_id(self) -> int | None:
         return self.meta.get("assign_to")
 
@@ -173,12 +177,19 @@ def _check_assignee(actor, assign_to) -> int | None:
 
 
 def import_session_create(
-    *, actor, uploaded, template: Template | None = None, channel: str = "", assign_to=None
+    *,
+    actor,
+    uploaded,
+    template: Template | None = None,
+    channel: str = "",
+    assign_to=None,
+    track_stock: bool = True,
 ) -> ImportSession:
     """Store an upload, inspect it and propose a mapping; ImportFileError if it cannot be imported.
 
     ``channel``: the channel of the orders when the file has no channel column (default: the
     template's). ``assign_to``: the owner of the customers the import creates (default: the actor).
+    ``track_stock=False``: the orders are history and move no stock (``Order.stock_tracked``).
     """
     if not limits.can_import(actor):
         raise _forbidden()
@@ -201,6 +212,7 @@ def import_session_create(
             "channel": channel,
             "template": template.key if template else "",
             "assign_to": assignee,
+            "track_stock": bool(track_stock),
         },
     )
     try:
@@ -279,6 +291,7 @@ def run_import(
     progress: Callable[..., object] | None = None,
     total: int | None = None,
     fast_path: bool = True,
+    track_stock: bool = True,
 ) -> ImportReport:
     """Import (or with ``dry_run`` only check) the orders of a file; returns the report.
 
@@ -286,7 +299,7 @@ def run_import(
     batches); each batch is one transaction, each order a savepoint in it. ``limit`` stops after
     that many rows (the preview); ``progress(rows done, total)`` is called after each batch.
     ``fast_path=False`` writes every order through the services one by one (see ``bulk``; the
-    tests compare the two).
+    tests compare the two). ``track_stock=False`` imports the orders as history that moves no stock.
     """
     if not limits.can_import(actor):
         raise _forbidden()
@@ -297,7 +310,9 @@ def run_import(
         if len(mapping) != len(table.headers):
             raise ValidationError(gettext("The column mapping does not fit this file."), code="mapping")
         parser = RowParser(headers=table.headers, mapping=mapping, channel=channel)
-        writer = BatchWriter(actor=actor, owner=assign_to, report=report, fast_path=fast_path)
+        writer = BatchWriter(
+            actor=actor, owner=assign_to, report=report, fast_path=fast_path, track_stock=track_stock
+        )
         with regions.memoized():
             if dry_run:
                 try:
@@ -396,6 +411,7 @@ def build_order_import(job: Job, progress) -> JobResult:
             assign_to=session_assignee(session),
             progress=progress,
             total=session.row_count,
+            track_stock=session.track_stock,
         )
     except ValidationError as exc:
         raise JobError(" ".join(exc.messages)) from exc
@@ -415,6 +431,7 @@ def build_order_import(job: Job, progress) -> JobResult:
                 "customers_created": report.customers_created,
                 "error_rows": report.error_count,
                 "channel": session.channel,
+                "track_stock": session.track_stock,
             },
             message=f"order import, job {job.pk}",
         )

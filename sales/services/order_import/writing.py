@@ -162,9 +162,19 @@ class _Lookups:
 class BatchWriter:
     """Writes the orders of one import, batch by batch (lookups cached across batches)."""
 
-    def __init__(self, *, actor, owner, report: ImportReport, sample_size: int = 20, fast_path: bool = True):
+    def __init__(
+        self,
+        *,
+        actor,
+        owner,
+        report: ImportReport,
+        sample_size: int = 20,
+        fast_path: bool = True,
+        track_stock: bool = True,
+    ):
         self.actor = actor
         self.fast_path = fast_path
+        self.track_stock = track_stock
         self.owner = owner or actor
         self.report = report
         self.sample_size = sample_size
@@ -322,7 +332,9 @@ class BatchWriter:
                 run.pending_keys.setdefault(key, found.key)
             owner = self.owner
         try:
-            item = bulk.build(self.actor, group, customer, owner=owner, now=run.now)
+            item = bulk.build(
+                self.actor, group, customer, owner=owner, now=run.now, stock_tracked=self.track_stock
+            )
         except ValidationError as exc:
             self.report.orders += 1
             self._fail(group, self._service_errors(group, exc))
@@ -588,6 +600,7 @@ class BatchWriter:
             source=Order.Source.IMPORT,
             owner=customer.owner or self.owner,
             notes=data.get("notes") or "",
+            stock_tracked=self.track_stock,
         )
         self._apply_status(group, order)
         Order.objects.filter(pk=order.pk).update(import_fingerprint=fingerprint)
