@@ -103,7 +103,7 @@ def order_import_map_view(request, token):
 def _dry_run(request, session):
     return order_import.run_import(
         actor=request.user,
-        path=session.path,
+        path=session.table_path,
         mapping=session.mapping,
         channel=session.channel,
         filename=session.filename,

@@ -39,7 +39,7 @@ def open_page(browser, live_server):
             base_url=live_server.url,
             locale=locale,
         )
-        context.set_default_timeout(10_000)
+        context.set_default_timeout(15_000)
         contexts.append(context)
         page = context.new_page()
         page.device_name = device_name

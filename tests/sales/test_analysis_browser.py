@@ -21,25 +21,6 @@ from .factories_analysis import orders_for
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
 
-@pytest.fixture
-def open_page(browser, live_server):
-    contexts = []
-
-    def _open(device: str):
-        context = browser.new_context(
-            viewport={"width": WIDTHS[device], "height": 900}, base_url=live_server.url
-        )
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        page = context.new_page()
-        page.device_name = device
-        return page
-
-    yield _open
-    for context in contexts:
-        context.close()
-
-
 @pytest.mark.parametrize("device", list(WIDTHS))
 def test_analysis_pages_fit_every_width(device, open_page, make_user):
     manager = make_user(roles.SALES_MANAGER, username="analysismgr")

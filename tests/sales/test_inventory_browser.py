@@ -18,26 +18,6 @@ from .factories_inventory import default_warehouse, stocked
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
 
-@pytest.fixture
-def open_page(browser, live_server):
-    """open_page("phone"|"tablet"|"desktop") -> a fresh page with that viewport."""
-    contexts = []
-
-    def _open(device: str):
-        context = browser.new_context(
-            viewport={"width": WIDTHS[device], "height": 900}, base_url=live_server.url
-        )
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        page = context.new_page()
-        page.device_name = device
-        return page
-
-    yield _open
-    for context in contexts:
-        context.close()
-
-
 PAGES = [
     ("products", "/sales/products/"),
     ("stock", "/sales/inventory/"),

@@ -16,12 +16,10 @@ from decimal import Decimal
 
 import pytest
 from django.db import transaction
-from django.utils import timezone, translation
+from django.utils import timezone
 
-from crm.accounts import roles
 from crm.core.audit.models import AuditEntry
 from crm.core.audit.services import verify_chain
-from crm.core.regions.loader import ensure_loaded
 from customers.models import Address, Customer
 from sales.models import (
     Order,
@@ -62,18 +60,6 @@ ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}")
 @pytest.fixture(autouse=True)
 def media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
-
-
-@pytest.fixture(autouse=True)
-def english():
-    with translation.override("en"):
-        yield
-
-
-@pytest.fixture
-def importer(make_user, team):
-    ensure_loaded()
-    return make_user(roles.SALES_MANAGER, username="importer", team=team, language="en")
 
 
 @pytest.fixture

@@ -6,11 +6,10 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from crm.accounts import roles
 from crm.core.audit.models import AuditEntry
-from crm.core.regions.loader import ensure_loaded
 from customers.models import Address, Customer, CustomerPhone, PlatformAccount
 from sales.models import Channel, Order, OrderLine, OrderStatus, OrderStatusChange, StockLevel
 from sales.services import order_import
@@ -33,18 +32,6 @@ from tests.sales.files.order_import_samples import (
 def media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     return settings.MEDIA_ROOT
-
-
-@pytest.fixture(autouse=True)
-def english():
-    with translation.override("en"):
-        yield
-
-
-@pytest.fixture
-def importer(make_user, team):
-    ensure_loaded()
-    return make_user(roles.SALES_MANAGER, username="importer", team=team, language="en")
 
 
 @pytest.fixture

@@ -9,12 +9,10 @@ from decimal import Decimal
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
-from django.utils import translation
 from openpyxl import Workbook, load_workbook
 
 from crm.accounts import roles
 from crm.core.jobs.models import Job
-from crm.core.regions.loader import ensure_loaded
 from sales.models import Order, OrderImportTemplate, OrderStatus, StockLevel
 from sales.services import order_import
 from tests.sales.factories import ProductFactory
@@ -34,18 +32,6 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 def media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     return settings.MEDIA_ROOT
-
-
-@pytest.fixture(autouse=True)
-def english():
-    with translation.override("en"):
-        yield
-
-
-@pytest.fixture
-def importer(make_user, team):
-    ensure_loaded()
-    return make_user(roles.SALES_MANAGER, username="importer", team=team, language="en")
 
 
 @pytest.fixture

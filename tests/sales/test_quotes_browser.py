@@ -20,25 +20,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
 
 @pytest.fixture
-def open_page(browser, live_server):
-    contexts = []
-
-    def _open(device: str):
-        context = browser.new_context(
-            viewport={"width": WIDTHS[device], "height": 900}, base_url=live_server.url, locale="zh-CN"
-        )
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        page = context.new_page()
-        page.device_name = device
-        return page
-
-    yield _open
-    for context in contexts:
-        context.close()
-
-
-@pytest.fixture
 def people(make_user, team):
     manager = make_user(roles.SALES_MANAGER, username="qmgr", team=team)
     team.leader = manager

@@ -235,14 +235,16 @@ def _ole_is_encrypted(path: Path) -> bool:
 
 
 def inspect_file(
-    path: Path | str, filename: str = "", *, rows_file: Path | None = None
+    path: Path | str, filename: str = "", *, rows_file: Path | None = None, limit: int | None = None
 ) -> tuple[list[str], int]:
     """(headers, number of non-blank data rows); ImportFileError when the file cannot be imported.
 
-    With ``rows_file``, the rows are also written there (see ``write_rows``)."""
+    With ``rows_file``, the rows are also written there (see ``write_rows``), so the preview and the
+    import read them back quickly instead of parsing the workbook again. ``limit``: the most rows
+    allowed (default: the customer import's)."""
     table = open_table(path, filename)
     count = 0
-    limit = max_rows()
+    limit = max_rows() if limit is None else limit
     out = _RowsWriter(rows_file, table.headers) if rows_file is not None else None
     try:
         with collector_paused():
@@ -251,7 +253,7 @@ def inspect_file(
                     continue
                 count += 1
                 if count > limit:
-                    raise too_many_rows_error()
+                    raise too_many_rows_error(limit)
                 if out is not None:
                     out.write(number, values)
                 if count % 5000 == 0:
@@ -328,11 +330,11 @@ def _read_rows_file(path: Path) -> Table:
     return Table(headers=first["headers"], rows=rows(), close=handle.close)
 
 
-def too_many_rows_error() -> ImportFileError:
+def too_many_rows_error(limit: int | None = None) -> ImportFileError:
     return _file_error(
         _("The file has more than %(max)d rows. Split it into smaller files."),
         "too_many_rows",
-        max=max_rows(),
+        max=max_rows() if limit is None else limit,
     )
 
 

@@ -414,15 +414,12 @@ def _audit_items(actor, planned: list[Planned], payment_rows: list[Payment], ref
                 }
 
 
-def build(writer_actor, group, customer, *, owner, now, stock_tracked: bool = True) -> Planned:
-    """Validate and plan one new order (``orders.order_build``); ValidationError as the services
-    raise it. ``customer`` may be a new customer not saved yet (its id is set before writing)."""
+def order_arguments(group) -> dict:
+    """What the file says of a new order, as ``order_create`` / ``order_build`` take it."""
     data = group.data
-    order, lines = order_services.order_build(
-        actor=writer_actor,
-        customer=customer,
-        channel=group.channel,
-        lines=[
+    return {
+        "channel": group.channel,
+        "lines": [
             order_services.OrderLineInput(
                 product=line.product,
                 quantity=line.quantity,
@@ -432,20 +429,31 @@ def build(writer_actor, group, customer, *, owner, now, stock_tracked: bool = Tr
             )
             for line in group.lines
         ],
-        external_number=group.number,
-        recipient=data.get("recipient") or data.get("customer_name") or "",
-        recipient_phone=data.get("phone") or "",
-        region=data.get("region"),
-        street=data.get("street") or "",
-        postcode=data.get("postcode") or "",
-        shipping_amount=data.get("shipping") or Decimal("0"),
-        ordered_at=data.get("ordered_at"),
-        source=Order.Source.IMPORT,
+        "external_number": group.number,
+        "recipient": data.get("recipient") or data.get("customer_name") or "",
+        "recipient_phone": data.get("phone") or "",
+        "region": data.get("region"),
+        "street": data.get("street") or "",
+        "postcode": data.get("postcode") or "",
+        "shipping_amount": data.get("shipping") or Decimal("0"),
+        "ordered_at": data.get("ordered_at"),
+        "source": Order.Source.IMPORT,
+        "notes": data.get("notes") or "",
+    }
+
+
+def build(writer_actor, group, customer, *, owner, now, stock_tracked: bool = True) -> Planned:
+    """Validate and plan one new order (``orders.order_build``); ValidationError as the services
+    raise it. ``customer`` may be a new customer not saved yet (its id is set before writing)."""
+    data = group.data
+    order, lines = order_services.order_build(
+        actor=writer_actor,
+        customer=customer,
         owner=owner,
-        notes=data.get("notes") or "",
         check_external=False,
         customer_checked=True,
         stock_tracked=stock_tracked,
+        **order_arguments(group),
     )
     order.import_fingerprint = group.fingerprint()
     events = plan_states(

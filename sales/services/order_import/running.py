@@ -37,6 +37,7 @@ from crm.core.jobs.services import JobError, JobResult, job_create, run_job
 from crm.core.regions import selectors as regions
 from customers.services import imports as customer_imports
 from customers.services import records as customer_records
+from customers.services.imports.reading import ROWS_SUFFIX
 from sales.models import Channel
 
 from . import limits
@@ -68,23 +69,13 @@ def _too_many_rows() -> ImportFileError:
     )
 
 
-def inspect_file(path: Path | str, filename: str = "") -> tuple[list[str], int]:
-    """(column titles, number of non-blank rows); ImportFileError when it cannot be imported."""
-    table = customer_imports.open_table(path, filename)
-    count = 0
-    cap = limits.max_rows()
-    try:
-        for _number, values in table.rows:
-            if _is_blank(values):
-                continue
-            count += 1
-            if count > cap:
-                raise _too_many_rows()
-    finally:
-        table.close()
-    if count == 0:
-        raise _file_error(_("The file has column titles but no rows to import."), "no_rows")
-    return table.headers, count
+def inspect_file(
+    path: Path | str, filename: str = "", *, rows_file: Path | None = None
+) -> tuple[list[str], int]:
+    """(column titles, number of non-blank rows); ImportFileError when it cannot be imported. With
+    ``rows_file`` the rows are kept there as read (the customers import's rows file), and the
+    preview and the import read that instead of parsing the workbook again."""
+    return customer_imports.inspect_file(path, filename, rows_file=rows_file, limit=limits.max_rows())
 
 
 # Upload sessions ---------------------------------------------------------------------------------
@@ -108,6 +99,16 @@ class ImportSession:
     @property
     def path(self) -> Path:
         return self.directory / self.meta["stored_name"]
+
+    @property
+    def rows_path(self) -> Path:
+        return self.directory / f"rows{ROWS_SUFFIX}"
+
+    @property
+    def table_path(self) -> Path:
+        """What the preview and the import read: the rows as read at upload (uploads from before
+        the rows file: the upload itself)."""
+        return self.rows_path if self.rows_path.exists() else self.path
 
     @property
     def headers(self) -> list[str]:
@@ -217,7 +218,7 @@ def import_session_create(
     )
     try:
         _write_upload(uploaded, session.path)
-        headers, rows = inspect_file(session.path, name)
+        headers, rows = inspect_file(session.path, name, rows_file=session.rows_path)
     except Exception:
         session.delete()
         raise
@@ -404,7 +405,7 @@ def build_order_import(job: Job, progress) -> JobResult:
     try:
         report = run_import(
             actor=actor,
-            path=session.path,
+            path=session.table_path,
             mapping=session.mapping,
             channel=session.channel,
             filename=session.filename,

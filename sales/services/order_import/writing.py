@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import DatabaseError, transaction
@@ -574,33 +573,12 @@ class BatchWriter:
         if existing is not None:
             return self._update(group, existing, lookups, fingerprint)
         customer, customer_action = self._customer_for(group, lookups)
-        data = group.data
         order = order_services.order_create(
             actor=self.actor,
             customer=customer,
-            channel=group.channel,
-            lines=[
-                order_services.OrderLineInput(
-                    product=line.product,
-                    quantity=line.quantity,
-                    unit_price=line.unit_price,
-                    discount_rate=line.discount_rate,
-                    name=line.name,
-                )
-                for line in group.lines
-            ],
-            external_number=group.number,
-            recipient=data.get("recipient") or data.get("customer_name") or "",
-            recipient_phone=data.get("phone") or "",
-            region=data.get("region"),
-            street=data.get("street") or "",
-            postcode=data.get("postcode") or "",
-            shipping_amount=data.get("shipping") or Decimal("0"),
-            ordered_at=data.get("ordered_at"),
-            source=Order.Source.IMPORT,
             owner=customer.owner or self.owner,
-            notes=data.get("notes") or "",
             stock_tracked=self.track_stock,
+            **bulk.order_arguments(group),
         )
         self._apply_status(group, order)
         Order.objects.filter(pk=order.pk).update(import_fingerprint=fingerprint)
