@@ -32,19 +32,26 @@ TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
 
 def imports_root() -> Path:
-    return Path(settings.MEDIA_ROOT) / "imports"
+    return Path(settings.MEDIA_ROOT) / ImportSession.folder
 
 
 @dataclass
-class ImportSession:
-    """An uploaded file waiting between the steps, in MEDIA_ROOT/imports/<token>/."""
+class UploadSession:
+    """An uploaded file waiting between the steps of an import wizard, in
+    MEDIA_ROOT/<folder>/<token>/ (the customer import's and the order import's)."""
 
     token: str
     meta: dict
 
+    folder = "imports"
+
+    @classmethod
+    def root(cls) -> Path:
+        return Path(settings.MEDIA_ROOT) / cls.folder
+
     @property
     def directory(self) -> Path:
-        return imports_root() / self.token
+        return self.root() / self.token
 
     @property
     def path(self) -> Path:
@@ -79,10 +86,6 @@ class ImportSession:
         return self.meta["filename"]
 
     @property
-    def policy(self) -> str:
-        return self.meta["policy"]
-
-    @property
     def columns(self) -> list[tuple[str, str]]:
         return list(zip(self.headers, self.mapping, strict=True))
 
@@ -95,6 +98,15 @@ class ImportSession:
 
     def delete(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@dataclass
+class ImportSession(UploadSession):
+    """A customer import's upload, in MEDIA_ROOT/imports/<token>/."""
+
+    @property
+    def policy(self) -> str:
+        return self.meta["policy"]
 
 
 def _write_upload(uploaded, target: Path) -> None:
@@ -113,46 +125,41 @@ def _write_upload(uploaded, target: Path) -> None:
             out.write(chunk)
 
 
-def import_session_create(*, actor, uploaded, policy: str = Policy.SKIP, template=None) -> ImportSession:
-    """Store an upload, inspect it and propose a mapping; ImportFileError if it cannot be imported."""
-    if not can_import(actor):
-        raise ValidationError(gettext("You are not allowed to import customers."), code="forbidden")
-    import_sessions_cleanup()
+def upload_store(session_class, *, actor, uploaded, meta: dict, max_rows: int | None = None):
+    """Keep an upload in a new session of ``session_class``, read it once (its rows go to the rows
+    file) and return the session with ``headers`` and ``rows`` in its meta, not saved yet;
+    ImportFileError (nothing kept) when it cannot be imported."""
     name = os.path.basename(str(getattr(uploaded, "name", "") or "upload"))[:200]
     extension = Path(name).suffix.lower()
     extension = extension if extension in (".xlsx", ".csv", ".txt", ".xls") else ".bin"
     token = secrets.token_urlsafe(24)
-    directory = imports_root() / token
-    directory.mkdir(parents=True, mode=0o700)
-    session = ImportSession(
+    session = session_class(
         token=token,
         meta={
             "owner": actor.pk,
             "filename": name,
             "stored_name": f"upload{extension}",
             "created": timezone.now().isoformat(),
-            "policy": policy if policy in (Policy.UPDATE, Policy.SKIP) else Policy.SKIP,
-            "template": template.pk if template else None,
+            **meta,
         },
     )
+    session.directory.mkdir(parents=True, mode=0o700)
     try:
         _write_upload(uploaded, session.path)
-        headers, rows = inspect_file(session.path, name, rows_file=session.rows_path)
+        headers, rows = inspect_file(session.path, name, rows_file=session.rows_path, limit=max_rows)
     except Exception:
         session.delete()
         raise
-    session.meta.update(
-        headers=headers, rows=rows, mapping=auto_mapping(headers, template.mapping if template else None)
-    )
-    session.save()
+    session.meta.update(headers=headers, rows=rows)
     return session
 
 
-def import_session_get(*, user, token: str) -> ImportSession:
-    """The user's own upload; Http404 for a missing, expired or someone else's token."""
+def upload_session_get(session_class, *, user, token: str, hours: int):
+    """The user's own upload; Http404 for a missing, expired (older than ``hours``) or someone
+    else's token."""
     if not isinstance(token, str) or not TOKEN_RE.match(token):
         raise Http404
-    meta_path = imports_root() / token / "meta.json"
+    meta_path = session_class.root() / token / "meta.json"
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -160,9 +167,51 @@ def import_session_get(*, user, token: str) -> ImportSession:
     if meta.get("owner") != user.pk or "headers" not in meta:
         raise Http404
     created = datetime.fromisoformat(meta["created"])
-    if timezone.now() - created > timedelta(hours=session_hours()):
+    if timezone.now() - created > timedelta(hours=hours):
         raise Http404
-    return ImportSession(token=token, meta=meta)
+    return session_class(token=token, meta=meta)
+
+
+def upload_sessions_cleanup(session_class, *, hours: int) -> int:
+    """Delete the uploads of ``session_class`` older than ``hours``; returns how many."""
+    root = session_class.root()
+    if not root.is_dir():
+        return 0
+    cutoff = time.time() - hours * 3600
+    removed = 0
+    for entry in root.iterdir():
+        try:
+            if entry.is_dir() and entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+def import_session_create(*, actor, uploaded, policy: str = Policy.SKIP, template=None) -> ImportSession:
+    """Store an upload, inspect it and propose a mapping; ImportFileError if it cannot be imported."""
+    if not can_import(actor):
+        raise ValidationError(gettext("You are not allowed to import customers."), code="forbidden")
+    import_sessions_cleanup()
+    session = upload_store(
+        ImportSession,
+        actor=actor,
+        uploaded=uploaded,
+        meta={
+            "policy": policy if policy in (Policy.UPDATE, Policy.SKIP) else Policy.SKIP,
+            "template": template.pk if template else None,
+        },
+    )
+    headers = session.headers
+    session.meta["mapping"] = auto_mapping(headers, template.mapping if template else None)
+    session.save()
+    return session
+
+
+def import_session_get(*, user, token: str) -> ImportSession:
+    """The user's own upload; Http404 for a missing, expired or someone else's token."""
+    return upload_session_get(ImportSession, user=user, token=token, hours=session_hours())
 
 
 def import_session_set_mapping(
@@ -178,16 +227,4 @@ def import_session_set_mapping(
 def import_sessions_cleanup(*, max_age_hours: int | None = None) -> int:
     """Delete uploads older than CUSTOMER_IMPORT_SESSION_HOURS (24); returns how many."""
     hours = max_age_hours if max_age_hours is not None else session_hours()
-    root = imports_root()
-    if not root.is_dir():
-        return 0
-    cutoff = time.time() - hours * 3600
-    removed = 0
-    for entry in root.iterdir():
-        try:
-            if entry.is_dir() and entry.stat().st_mtime < cutoff:
-                shutil.rmtree(entry, ignore_errors=True)
-                removed += 1
-        except OSError:
-            continue
-    return removed
+    return upload_sessions_cleanup(ImportSession, hours=hours)

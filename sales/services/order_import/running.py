@@ -11,24 +11,15 @@ back; ``import_start`` runs it inline for small files, else as a job of kind ``s
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import secrets
-import shutil
-import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from pathlib import Path
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext
-from django.utils.translation import gettext_lazy as _
 
 from crm.core.audit.models import AuditAction
 from crm.core.audit.services import audit_record
@@ -37,7 +28,8 @@ from crm.core.jobs.services import JobError, JobResult, job_create, run_job
 from crm.core.regions import selectors as regions
 from customers.services import imports as customer_imports
 from customers.services import records as customer_records
-from customers.services.imports.reading import ROWS_SUFFIX
+from customers.services.imports import reading
+from customers.services.imports import sessions as customer_sessions
 from sales.models import Channel
 
 from . import limits
@@ -46,27 +38,10 @@ from .parsing import RowParser, group_rows
 from .writing import BatchWriter, ImportReport
 
 ImportFileError = customer_imports.ImportFileError
-TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
 
 def _forbidden() -> ValidationError:
     return ValidationError(gettext("You are not allowed to import orders."), code="forbidden")
-
-
-def _file_error(message, code: str, **params) -> ImportFileError:
-    return ImportFileError(message, code=code, params=params or None)
-
-
-def _is_blank(values) -> bool:
-    return all(v is None or (isinstance(v, str) and not v.strip()) for v in values)
-
-
-def _too_many_rows() -> ImportFileError:
-    return _file_error(
-        _("The file has more than %(max)d rows. Split it into smaller files."),
-        "too_many_rows",
-        max=limits.max_rows(),
-    )
 
 
 def inspect_file(
@@ -82,49 +57,14 @@ def inspect_file(
 
 
 def imports_root() -> Path:
-    return Path(settings.MEDIA_ROOT) / "order_imports"
+    return ImportSession.root()
 
 
-class ImportSession:
-    """An uploaded file waiting between the steps, in MEDIA_ROOT/order_imports/<token>/."""
+class ImportSession(customer_sessions.UploadSession):
+    """An uploaded order export waiting between the steps, in MEDIA_ROOT/order_imports/<token>/
+    (the customer import's upload sessions, with the order import's choices)."""
 
-    def __init__(self, token: str, meta: dict):
-        self.token = token
-        self.meta = meta
-
-    @property
-    def directory(self) -> Path:
-        return imports_root() / self.token
-
-    @property
-    def path(self) -> Path:
-        return self.directory / self.meta["stored_name"]
-
-    @property
-    def rows_path(self) -> Path:
-        return self.directory / f"rows{ROWS_SUFFIX}"
-
-    @property
-    def table_path(self) -> Path:
-        """What the preview and the import read: the rows as read at upload (uploads from before
-        the rows file: the upload itself)."""
-        return self.rows_path if self.rows_path.exists() else self.path
-
-    @property
-    def headers(self) -> list[str]:
-        return self.meta["headers"]
-
-    @property
-    def mapping(self) -> list[str]:
-        return self.meta["mapping"]
-
-    @property
-    def row_count(self) -> int:
-        return self.meta["rows"]
-
-    @property
-    def filename(self) -> str:
-        return self.meta["filename"]
+    folder = "order_imports"
 
     @property
     def channel(self) -> str:
@@ -137,36 +77,6 @@ class ImportSession:
     @property
     def owner_id(self) -> int | None:
         return self.meta.get("assign_to")
-
-    @property
-    def columns(self) -> list[tuple[str, str]]:
-        return list(zip(self.headers, self.mapping, strict=True))
-
-    def save(self) -> None:
-        meta_path = self.directory / "meta.json"
-        tmp = meta_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.meta, ensure_ascii=False), encoding="utf-8")
-        os.chmod(tmp, 0o600)
-        tmp.replace(meta_path)
-
-    def delete(self) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-
-def _write_upload(uploaded, target: Path) -> None:
-    limit = customer_imports.max_bytes()
-    written = 0
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        for chunk in uploaded.chunks():
-            written += len(chunk)
-            if written > limit:
-                raise _file_error(
-                    _("The file is larger than %(max)d MB. Split it into smaller files."),
-                    "too_big",
-                    max=limit // customer_imports.MB,
-                )
-            out.write(chunk)
 
 
 def _check_assignee(actor, assign_to) -> int | None:
@@ -197,49 +107,28 @@ def import_session_create(
     import_sessions_cleanup()
     channel = channel if channel in Channel.values else (template.channel if template else "")
     assignee = _check_assignee(actor, assign_to)
-    name = os.path.basename(str(getattr(uploaded, "name", "") or "upload"))[:200]
-    extension = Path(name).suffix.lower()
-    extension = extension if extension in (".xlsx", ".csv", ".txt", ".xls") else ".bin"
-    token = secrets.token_urlsafe(24)
-    directory = imports_root() / token
-    directory.mkdir(parents=True, mode=0o700)
-    session = ImportSession(
-        token=token,
+    session = customer_sessions.upload_store(
+        ImportSession,
+        actor=actor,
+        uploaded=uploaded,
         meta={
-            "owner": actor.pk,
-            "filename": name,
-            "stored_name": f"upload{extension}",
-            "created": timezone.now().isoformat(),
             "channel": channel,
             "template": template.key if template else "",
             "assign_to": assignee,
             "track_stock": bool(track_stock),
         },
+        max_rows=limits.max_rows(),
     )
-    try:
-        _write_upload(uploaded, session.path)
-        headers, rows = inspect_file(session.path, name, rows_file=session.rows_path)
-    except Exception:
-        session.delete()
-        raise
-    session.meta.update(headers=headers, rows=rows, mapping=auto_mapping(headers, template))
+    session.meta["mapping"] = auto_mapping(session.headers, template)
     session.save()
     return session
 
 
 def import_session_get(*, user, token: str) -> ImportSession:
     """The user's own upload; Http404 for a missing, expired or someone else's token."""
-    if not isinstance(token, str) or not TOKEN_RE.match(token):
-        raise Http404
-    try:
-        meta = json.loads((imports_root() / token / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise Http404 from exc
-    if meta.get("owner") != user.pk or "headers" not in meta:
-        raise Http404
-    if timezone.now() - datetime.fromisoformat(meta["created"]) > timedelta(hours=limits.session_hours()):
-        raise Http404
-    return ImportSession(token=token, meta=meta)
+    return customer_sessions.upload_session_get(
+        ImportSession, user=user, token=token, hours=limits.session_hours()
+    )
 
 
 def import_session_set_mapping(
@@ -257,19 +146,7 @@ def import_session_set_mapping(
 def import_sessions_cleanup(*, max_age_hours: int | None = None) -> int:
     """Delete uploads older than ORDER_IMPORT_SESSION_HOURS; returns how many."""
     hours = max_age_hours if max_age_hours is not None else limits.session_hours()
-    root = imports_root()
-    if not root.is_dir():
-        return 0
-    cutoff = time.time() - hours * 3600
-    removed = 0
-    for entry in root.iterdir():
-        try:
-            if entry.is_dir() and entry.stat().st_mtime < cutoff:
-                shutil.rmtree(entry, ignore_errors=True)
-                removed += 1
-        except OSError:
-            continue
-    return removed
+    return customer_sessions.upload_sessions_cleanup(ImportSession, hours=hours)
 
 
 # The import --------------------------------------------------------------------------------------
@@ -350,11 +227,11 @@ def _run_batches(table, parser: RowParser, writer: BatchWriter, report: ImportRe
         return open_group
 
     for number, values in table.rows:
-        if _is_blank(values):
+        if reading.is_blank(values):
             continue
         report.rows += 1
         if report.rows > cap:
-            raise _too_many_rows()
+            raise reading.too_many_rows_error(cap)
         if limit is not None and report.rows > limit:
             continue  # counted, not checked
         parsed.append(parser.parse(number, values))
