@@ -242,60 +242,93 @@ def _refused(request, order, **overrides):
     return render(request, "sales/orders/order_detail.html", context, status=400)
 
 
-@require_POST
-def order_status(request, pk: int):
+def _panel_action(request, pk: int, *, permission: str, form_class, form_key: str, panel: str, perform):
+    """A form of the order page: ``perform(user, order, cleaned data, form)`` calls the service and
+    returns the success message; refusals re-render the page with the form's errors (400)."""
     user = request.user
-    _require(user, "sales.change_order")
+    _require(user, permission)
     order = selectors.order_get_for_user(user=user, pk=pk)
-    form = forms.TransitionForm(request.POST)
+    form = form_class(request.POST)
     if form.is_valid():
-        data = form.cleaned_data
         try:
-            order_services.order_transition(
-                actor=user,
-                order=order,
-                to_status=data["to_status"],
-                note=data["note"],
-                carrier=data["carrier"],
-                tracking_number=data["tracking_number"],
-            )
+            message = perform(user, order, form.cleaned_data, form)
         except ValidationError as exc:
             forms.apply_service_errors(form, exc)
         else:
-            messages.success(
-                request,
-                _("Order %(number)s is now “%(status)s”.")
-                % {"number": order.number, "status": order.get_status_display()},
-            )
+            messages.success(request, message)
             return redirect(order)
     order.refresh_from_db()
-    return _refused(request, order, transition_form=form, open_panel="status")
+    return _refused(request, order, **{form_key: form}, open_panel=panel)
+
+
+def _row_action(request, pk: int, item_pk: int, *, permission: str, model, form_class, perform):
+    """A button on one refund or invoice of the order: ``perform(user, item, cleaned data)`` calls the
+    service and returns the success message; refusals come back as error messages."""
+    user = request.user
+    _require(user, permission)
+    order = selectors.order_get_for_user(user=user, pk=pk)
+    item = get_object_or_404(model, pk=item_pk, order=order)
+    form = form_class(request.POST)
+    if form.is_valid():
+        try:
+            message = perform(user, item, form.cleaned_data)
+        except ValidationError as exc:
+            for error in exc.messages:
+                messages.error(request, error)
+        else:
+            messages.success(request, message)
+    return redirect(order)
+
+
+@require_POST
+def order_status(request, pk: int):
+    def perform(user, order, data, form):
+        order_services.order_transition(
+            actor=user,
+            order=order,
+            to_status=data["to_status"],
+            note=data["note"],
+            carrier=data["carrier"],
+            tracking_number=data["tracking_number"],
+        )
+        return _("Order %(number)s is now “%(status)s”.") % {
+            "number": order.number,
+            "status": order.get_status_display(),
+        }
+
+    return _panel_action(
+        request,
+        pk,
+        permission="sales.change_order",
+        form_class=forms.TransitionForm,
+        form_key="transition_form",
+        panel="status",
+        perform=perform,
+    )
 
 
 @require_POST
 def payment_create(request, pk: int):
-    user = request.user
-    _require(user, "sales.record_payment")
-    order = selectors.order_get_for_user(user=user, pk=pk)
-    form = forms.PaymentForm(request.POST)
-    if form.is_valid():
-        data = form.cleaned_data
-        try:
-            payment_services.payment_record(
-                actor=user,
-                order=order,
-                amount=data["amount"],
-                method=data["method"],
-                reference=data["reference"],
-                received_at=form.received_at(),
-            )
-        except ValidationError as exc:
-            forms.apply_service_errors(form, exc)
-        else:
-            messages.success(request, _("The payment was recorded."))
-            return redirect(order)
-    order.refresh_from_db()
-    return _refused(request, order, payment_form=form, open_panel="payment")
+    def perform(user, order, data, form):
+        payment_services.payment_record(
+            actor=user,
+            order=order,
+            amount=data["amount"],
+            method=data["method"],
+            reference=data["reference"],
+            received_at=form.received_at(),
+        )
+        return _("The payment was recorded.")
+
+    return _panel_action(
+        request,
+        pk,
+        permission="sales.record_payment",
+        form_class=forms.PaymentForm,
+        form_key="payment_form",
+        panel="payment",
+        perform=perform,
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -326,111 +359,99 @@ def plan_edit(request, pk: int):
 
 @require_POST
 def refund_create(request, pk: int):
-    user = request.user
-    _require(user, "sales.add_refund")
-    order = selectors.order_get_for_user(user=user, pk=pk)
-    form = forms.RefundRequestForm(request.POST)
-    if form.is_valid():
-        data = form.cleaned_data
-        try:
-            payment_services.refund_request(
-                actor=user, order=order, amount=data["amount"], reason=data["reason"], restock=data["restock"]
-            )
-        except ValidationError as exc:
-            forms.apply_service_errors(form, exc)
-        else:
-            messages.success(request, _("The refund was requested."))
-            return redirect(order)
-    order.refresh_from_db()
-    return _refused(request, order, refund_form=form, open_panel="refund")
+    def perform(user, order, data, form):
+        payment_services.refund_request(
+            actor=user, order=order, amount=data["amount"], reason=data["reason"], restock=data["restock"]
+        )
+        return _("The refund was requested.")
+
+    return _panel_action(
+        request,
+        pk,
+        permission="sales.add_refund",
+        form_class=forms.RefundRequestForm,
+        form_key="refund_form",
+        panel="refund",
+        perform=perform,
+    )
 
 
 @require_POST
 def refund_decide(request, pk: int, refund_pk: int):
-    user = request.user
-    _require(user, "sales.change_refund")
-    order = selectors.order_get_for_user(user=user, pk=pk)
-    refund = get_object_or_404(Refund, pk=refund_pk, order=order)
-    form = forms.RefundDecisionForm(request.POST)
-    if form.is_valid():
-        try:
-            if form.cleaned_data["decision"] == "complete":
-                payment_services.refund_complete(actor=user, refund=refund)
-                messages.success(request, _("The refund was completed."))
-            else:
-                payment_services.refund_decline(
-                    actor=user, refund=refund, comment=form.cleaned_data["comment"]
-                )
-                messages.success(request, _("The refund was declined."))
-        except ValidationError as exc:
-            for message in exc.messages:
-                messages.error(request, message)
-    return redirect(order)
+    def perform(user, refund, data):
+        if data["decision"] == "complete":
+            payment_services.refund_complete(actor=user, refund=refund)
+            return _("The refund was completed.")
+        payment_services.refund_decline(actor=user, refund=refund, comment=data["comment"])
+        return _("The refund was declined.")
+
+    return _row_action(
+        request,
+        pk,
+        refund_pk,
+        permission="sales.change_refund",
+        model=Refund,
+        form_class=forms.RefundDecisionForm,
+        perform=perform,
+    )
 
 
 @require_POST
 def invoice_create(request, pk: int):
-    user = request.user
-    _require(user, "sales.add_invoice")
-    order = selectors.order_get_for_user(user=user, pk=pk)
-    form = forms.InvoiceRequestForm(request.POST)
-    if form.is_valid():
-        data = form.cleaned_data
-        try:
-            invoice_services.invoice_request(
-                actor=user,
-                order=order,
-                kind=data["kind"],
-                title=data["title"],
-                tax_id=data["tax_id"],
-                amount=data["amount"] or None,
-            )
-        except ValidationError as exc:
-            forms.apply_service_errors(form, exc)
-        else:
-            messages.success(request, _("The invoice was requested."))
-            return redirect(order)
-    order.refresh_from_db()
-    return _refused(request, order, invoice_form=form, open_panel="invoice")
+    def perform(user, order, data, form):
+        invoice_services.invoice_request(
+            actor=user,
+            order=order,
+            kind=data["kind"],
+            title=data["title"],
+            tax_id=data["tax_id"],
+            amount=data["amount"] or None,
+        )
+        return _("The invoice was requested.")
+
+    return _panel_action(
+        request,
+        pk,
+        permission="sales.add_invoice",
+        form_class=forms.InvoiceRequestForm,
+        form_key="invoice_form",
+        panel="invoice",
+        perform=perform,
+    )
 
 
 @require_POST
 def invoice_issue(request, pk: int, invoice_pk: int):
-    user = request.user
-    _require(user, "sales.manage_invoices")
-    order = selectors.order_get_for_user(user=user, pk=pk)
-    invoice = get_object_or_404(Invoice, pk=invoice_pk, order=order)
-    form = forms.InvoiceIssueForm(request.POST)
-    if form.is_valid():
-        try:
-            invoice_services.invoice_issue(actor=user, invoice=invoice, number=form.cleaned_data["number"])
-        except ValidationError as exc:
-            for message in exc.messages:
-                messages.error(request, message)
-        else:
-            messages.success(request, _("Invoice %(number)s was issued.") % {"number": invoice.number})
-    return redirect(order)
+    def perform(user, invoice, data):
+        invoice_services.invoice_issue(actor=user, invoice=invoice, number=data["number"])
+        return _("Invoice %(number)s was issued.") % {"number": invoice.number}
+
+    return _row_action(
+        request,
+        pk,
+        invoice_pk,
+        permission="sales.manage_invoices",
+        model=Invoice,
+        form_class=forms.InvoiceIssueForm,
+        perform=perform,
+    )
 
 
 @require_POST
 def invoice_void(request, pk: int, invoice_pk: int):
-    user = request.user
-    _require(user, "sales.manage_invoices")
-    order = selectors.order_get_for_user(user=user, pk=pk)
-    invoice = get_object_or_404(Invoice, pk=invoice_pk, order=order)
-    form = forms.InvoiceVoidForm(request.POST)
-    if form.is_valid():
-        try:
-            invoice_services.invoice_void(actor=user, invoice=invoice, reason=form.cleaned_data["reason"])
-        except ValidationError as exc:
-            for message in exc.messages:
-                messages.error(request, message)
-        else:
-            messages.success(request, _("The invoice was voided."))
-    return redirect(order)
+    def perform(user, invoice, data):
+        invoice_services.invoice_void(actor=user, invoice=invoice, reason=data["reason"])
+        return _("The invoice was voided.")
 
-
-# Receivables -------------------------------------------------------------------------------------
+    return _row_action(
+        request,
+        pk,
+        invoice_pk,
+        permission="sales.manage_invoices",
+        model=Invoice,
+        form_class=forms.InvoiceVoidForm,
+        perform=perform,
+    )
 
 
 @require_GET
