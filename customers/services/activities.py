@@ -31,6 +31,7 @@ from crm.core.audit.services import (
     diff,
     snapshot,
 )
+from crm.core.bulk import insert_instances
 from crm.core.crypto import can_view_sensitive, normalize_phone
 from crm.core.jobs import xlsx
 from crm.core.regions import selectors as region_selectors
@@ -440,7 +441,9 @@ def _region(value) -> Region | None:
     return region
 
 
-def _validate_address(address: Address) -> None:
+def _validate_address(address: Address, *, customer_checked: bool = False) -> None:
+    """``customer_checked``: the caller has just read the customer, so the existence check of the
+    foreign key (one query per address in ``full_clean``) is skipped."""
     address.recipient = (address.recipient or "").strip()
     address.street = (address.street or "").strip()
     address.postcode = (address.postcode or "").strip()
@@ -451,7 +454,7 @@ def _validate_address(address: Address) -> None:
     elif len(address.street) > 300:
         errors["street"] = [_("The street address has at most 300 characters.")]
     try:
-        _full_clean(address, exclude=["region"])
+        _full_clean(address, exclude=["region", "customer"] if customer_checked else ["region"])
     except ValidationError as exc:
         for field, messages in exc.message_dict.items():
             errors.setdefault(field, []).extend(messages)
@@ -560,14 +563,14 @@ def address_create_many(*, actor, items: list[tuple[Customer, dict]]) -> list:
                 street=fields.get("street", ""),
                 postcode=fields.get("postcode", ""),
             )
-            _validate_address(address)
+            _validate_address(address, customer_checked=True)
         except ValidationError as exc:
             results.append(exc)
             continue
         results.append(address)
         batch.append(address)
     if batch:
-        Address.objects.bulk_create(batch)
+        insert_instances(Address, batch)
         audit_record_many(
             {
                 "action": AuditAction.CREATE,

@@ -42,6 +42,7 @@ from django.utils.translation import gettext_lazy
 from crm.core.audit.models import AuditAction
 from crm.core.audit.services import _lock_head as lock_audit_head  # see "Lock order" above
 from crm.core.audit.services import audit_record
+from crm.core.bulk import update_instances
 from crm.core.notifications.models import Notification
 from crm.core.notifications.services import lazy_format, notify
 
@@ -180,9 +181,12 @@ def _lock_levels(pairs: Iterable[tuple[int, int]], *, create: bool) -> dict[tupl
         return {}
     if create:
         _ensure_levels(pairs)
-    condition = Q()
+    by_warehouse: dict[int, list[int]] = defaultdict(list)
     for product_id, warehouse_id in sorted(pairs):
-        condition |= Q(product_id=product_id, warehouse_id=warehouse_id)
+        by_warehouse[warehouse_id].append(product_id)
+    condition = Q()  # one IN list per warehouse: an OR of pairs compiled slowly for an import's batch
+    for warehouse_id, product_ids in by_warehouse.items():
+        condition |= Q(warehouse_id=warehouse_id, product_id__in=product_ids)
     levels = list(
         StockLevel.objects.select_for_update().filter(condition).order_by("product_id", "warehouse_id")
     )
@@ -211,43 +215,61 @@ def low_stock_recipients(warehouse: Warehouse) -> list:
     return list(users.filter(Q(groups__permissions=permission) | Q(user_permissions=permission)).distinct())
 
 
+LEVEL_SAVED_FIELDS = ["on_hand", "reserved", "is_low", "average_cost", "updated_at"]
+
+
 def _after_change(level: StockLevel, *, actor) -> None:
     """Save the level and send the low-stock notification once per downward crossing."""
+    _after_changes([level], actor=actor)
+
+
+def _after_changes(levels: list[StockLevel], *, actor) -> None:
+    """``_after_change`` for several locked levels."""
+    now = timezone.now()
+    crossed = []
+    for level in levels:
+        threshold = level.product.low_stock_threshold or ZERO
+        was_low = level.is_low
+        level.is_low = threshold > 0 and level.on_hand - level.reserved <= threshold
+        level.updated_at = now
+        if level.is_low and not was_low:
+            crossed.append(level)
+    update_instances(StockLevel, levels, LEVEL_SAVED_FIELDS)
+    for level in crossed:
+        _notify_low(level, actor=actor)
+
+
+def _notify_low(level: StockLevel, *, actor) -> None:
+    from django.urls import reverse
+
     threshold = level.product.low_stock_threshold or ZERO
     available = level.on_hand - level.reserved
-    was_low = level.is_low
-    level.is_low = threshold > 0 and available <= threshold
-    level.updated_at = timezone.now()
-    level.save(update_fields=["on_hand", "reserved", "is_low", "average_cost", "updated_at"])
-    if level.is_low and not was_low:
-        from django.urls import reverse
-
-        product = level.product
-        notify(
-            recipients=low_stock_recipients(level.warehouse),
-            title=lazy_format(
-                gettext_lazy("Low stock: %(sku)s in %(warehouse)s"),
-                sku=product.sku,
-                warehouse=level.warehouse.name,
+    product = level.product
+    notify(
+        recipients=low_stock_recipients(level.warehouse),
+        title=lazy_format(
+            gettext_lazy("Low stock: %(sku)s in %(warehouse)s"),
+            sku=product.sku,
+            warehouse=level.warehouse.name,
+        ),
+        body=lazy_format(
+            gettext_lazy(
+                "%(sku)s %(name)s: %(available)s %(unit)s available in %(warehouse)s "
+                "(threshold %(threshold)s)."
             ),
-            body=lazy_format(
-                gettext_lazy(
-                    "%(sku)s %(name)s: %(available)s %(unit)s available in %(warehouse)s "
-                    "(threshold %(threshold)s)."
-                ),
-                sku=product.sku,
-                name=product.name,
-                available=_plain(available),
-                unit=product.unit,
-                warehouse=level.warehouse.name,
-                threshold=_plain(threshold),
-            ),
-            url=reverse("sales:product-detail", args=[product.pk]),
-            level=Notification.Level.WARNING,
-            category="low_stock",
-            email=True,
-            actor=actor,
-        )
+            sku=product.sku,
+            name=product.name,
+            available=_plain(available),
+            unit=product.unit,
+            warehouse=level.warehouse.name,
+            threshold=_plain(threshold),
+        ),
+        url=reverse("sales:product-detail", args=[product.pk]),
+        level=Notification.Level.WARNING,
+        category="low_stock",
+        email=True,
+        actor=actor,
+    )
 
 
 def _plain(quantity: Decimal) -> str:
@@ -498,8 +520,7 @@ def stock_reserve_order(*, actor, order: Order) -> list[StockReservation]:
             )
         level.reserved += quantity
         reserved[line.product.sku] += quantity
-    for key in sorted(levels):
-        _after_change(levels[key], actor=actor)
+    _after_changes([levels[key] for key in sorted(levels)], actor=actor)
     _audit_order(actor=actor, order=order, what="stock_reserved", quantities=reserved, warehouse=warehouse)
     return list(_active_reservations(order))
 
@@ -529,8 +550,7 @@ def stock_release_order(*, actor, order: Order) -> list[StockReservation]:
         reservation.closed_at = now
         reservation.save(update_fields=["state", "closed_at"])
         released[reservation.product.sku] += reservation.quantity
-    for key in sorted(levels):
-        _after_change(levels[key], actor=actor)
+    _after_changes([levels[key] for key in sorted(levels)], actor=actor)
     _audit_order(actor=actor, order=order, what="stock_released", quantities=released)
     return reservations
 
@@ -568,8 +588,7 @@ def stock_ship_order(*, actor, order: Order) -> list[StockMove]:
         line.shipped_quantity += reservation.quantity
         line.save(update_fields=["shipped_quantity"])
         shipped[reservation.product.sku] += reservation.quantity
-    for key in sorted(levels):
-        _after_change(levels[key], actor=actor)
+    _after_changes([levels[key] for key in sorted(levels)], actor=actor)
     _audit_order(actor=actor, order=order, what="stock_shipped", quantities=shipped)
     return moves
 
@@ -647,8 +666,7 @@ def stock_return_order(*, actor, order: Order, reason, quantities: Mapping | Non
             )
         )
         returned[level.product.sku] += plan[key]
-    for key in sorted(levels):
-        _after_change(levels[key], actor=actor)
+    _after_changes([levels[key] for key in sorted(levels)], actor=actor)
     _audit_order(actor=actor, order=order, what="stock_returned", quantities=returned)
     return moves
 

@@ -29,6 +29,7 @@ from django.utils.translation import gettext
 
 from crm.core.audit.models import AuditAction
 from crm.core.audit.services import audit_record_many, creation_changes, snapshot
+from crm.core.bulk import insert_instances
 from sales.models import (
     Order,
     OrderLine,
@@ -308,8 +309,7 @@ def write_orders(*, actor, planned: list[Planned], warehouse, now) -> None:
     _insert(Refund, refund_rows)
     _insert(StockReservation, reservations)
     _insert(StockMove, moves)
-    for key in sorted(levels):
-        inventory._after_change(levels[key], actor=actor)
+    inventory._after_changes([levels[key] for key in sorted(levels)], actor=actor)
     audit_record_many(_audit_items(actor, planned, payment_rows, refund_rows, warehouse))
     customer_ids = {order.customer_id for order in orders}
     transaction.on_commit(lambda: _refresh(customer_ids), robust=True)
@@ -323,7 +323,7 @@ def _refresh(customer_ids) -> None:
 
 def _insert(model, rows: list) -> None:
     if rows:
-        model.objects.bulk_create(rows, batch_size=500)
+        insert_instances(model, rows)
         if rows[0].pk is None:  # MySQL (not MariaDB) cannot return the keys of a multi-row insert
             raise NotImplementedError("the order import's fast path needs a database that returns new keys")
 
