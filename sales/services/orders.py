@@ -291,6 +291,10 @@ def _clean_address(
     }
 
 
+# Checked by order_build (or the caller) already: full_clean skips their existence queries.
+CLEAN_EXCLUDE = ["customer", "quote", "owner", "team", "warehouse", "region", "created_by"]
+
+
 def order_build(
     *,
     actor,
@@ -451,60 +455,21 @@ def order_build(
 
 
 @transaction.atomic
-def order_create(
-    *,
-    actor,
-    customer,
-    channel,
-    lines: Sequence[OrderLineInput],
-    external_number: str = "",
-    address=None,
-    recipient: str = "",
-    recipient_phone: str = "",
-    region=None,
-    street: str = "",
-    postcode: str = "",
-    shipping_amount=ZERO,
-    order_discount_rate=ZERO,
-    warehouse: Warehouse | None = None,
-    ordered_at: datetime.datetime | None = None,
-    source: str = Order.Source.MANUAL,
-    quote=None,
-    owner=None,
-    notes: str = "",
-    confirm: bool = False,
-    stock_tracked: bool = True,
-) -> Order:
+def order_create(*, confirm: bool = False, **arguments) -> Order:
     """Create a draft order with its lines and totals (computed by ``sales.services.pricing``).
 
-    Validates everything first (``order_build``) and raises one ``ValidationError`` keyed by field
+    Takes ``order_build``'s keyword arguments (``actor``, ``customer``, ``channel``, ``lines``, ...)
+    with every check on, validates everything first and raises one ``ValidationError`` keyed by field
     (``lines`` messages name the line and SKU); nothing is written unless all of it is valid. With
     ``confirm`` the order is confirmed at once (``order_confirm``).
     """
-    order, line_rows = order_build(
-        actor=actor,
-        customer=customer,
-        channel=channel,
-        lines=lines,
-        external_number=external_number,
-        address=address,
-        recipient=recipient,
-        recipient_phone=recipient_phone,
-        region=region,
-        street=street,
-        postcode=postcode,
-        shipping_amount=shipping_amount,
-        order_discount_rate=order_discount_rate,
-        warehouse=warehouse,
-        ordered_at=ordered_at,
-        source=source,
-        quote=quote,
-        owner=owner,
-        notes=notes,
-        stock_tracked=stock_tracked,
-    )
+    skipped_checks = {"check_external", "customer_checked"} & arguments.keys()
+    if skipped_checks:
+        raise TypeError(f"order_create() always checks: unexpected {', '.join(sorted(skipped_checks))}")
+    actor = arguments["actor"]
+    order, line_rows = order_build(**arguments)
     order.number = numbering.next_number(numbering.ORDER)
-    order.full_clean(exclude=["customer", "quote", "owner", "team", "warehouse", "region", "created_by"])
+    order.full_clean(exclude=CLEAN_EXCLUDE)
     order.save()
     for line in line_rows:
         line.order = order

@@ -190,6 +190,23 @@ def test_rep_cannot_order_for_a_customer_they_cannot_see(rep, make_user):
     assert "customer_not_visible" in codes(caught.value)
 
 
+@pytest.mark.parametrize("check", ["customer_checked", "check_external"])
+def test_order_create_never_skips_a_check(rep, check):
+    """Only the order import's batch path (``order_build``) may skip the visibility and number
+    lookups; ``order_create`` refuses the flags and writes nothing."""
+    other_rep_customer = CustomerFactory()
+    product = stocked(quantity="1")
+    with pytest.raises(TypeError, match=check):
+        order_create(
+            actor=rep,
+            customer=other_rep_customer,
+            channel=Channel.TMALL,
+            lines=[services.OrderLineInput(product=product, quantity=D("1"))],
+            **{check: check == "customer_checked"},
+        )
+    assert not Order.objects.exists()
+
+
 # Confirm and the state machine -------------------------------------------------------------------
 
 

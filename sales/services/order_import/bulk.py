@@ -64,7 +64,6 @@ DRAFT_STATE = {
     "status_before_refund": "",
     "refunded_amount": Decimal("0"),
 }
-CLEAN_EXCLUDE = ["customer", "quote", "owner", "team", "warehouse", "region", "created_by"]
 
 
 @dataclass
@@ -204,7 +203,7 @@ def write_orders(*, actor, planned: list[Planned], warehouse, now) -> None:
 
     for number, item in zip(numbering.next_numbers(numbering.ORDER, len(planned)), planned, strict=True):
         item.order.number = number
-        item.order.clean_fields(exclude=CLEAN_EXCLUDE)
+        item.order.clean_fields(exclude=order_services.CLEAN_EXCLUDE)
     orders = [item.order for item in planned]
     _insert(Order, orders)
     lines = []
