@@ -127,8 +127,12 @@ if DATABASES["default"]["ENGINE"] in ("django.db.backends.mysql",):
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "charset": "utf8mb4",
+            # index_merge_intersection off: for "my customers in Zhejiang, newest first" it
+            # intersected the owner and province indexes (110,000 rows, then a sort: 660 ms on
+            # 1,000,000 customers) instead of walking (owner, created_at) for one page (2 ms).
             "init_command": "SET sql_mode='STRICT_TRANS_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,"
-            "ERROR_FOR_DIVISION_BY_ZERO', innodb_strict_mode=1",
+            "ERROR_FOR_DIVISION_BY_ZERO', innodb_strict_mode=1, "
+            "optimizer_switch='index_merge_intersection=off'",
             "isolation_level": "read committed",
         }
     )

@@ -248,6 +248,20 @@ def customer_pages(user: str, sample: dict, *, name_term: str, last4: str, provi
     pages.append(WsgiPage(f"search name {name_term}", "/customers/?q=" + quote(name_term), "search", user))
     for term in BROAD_NAME_TERMS:
         pages.append(WsgiPage(f"search one character {term}", "/customers/?q=" + quote(term), "search", user))
+    broad = BROAD_NAME_TERMS[0]
+    pages.append(
+        WsgiPage(
+            f"search {broad} + filters", "/customers/?" + urlencode({"q": broad, **filters}), "search", user
+        )
+    )
+    pages.append(
+        WsgiPage(
+            f"search {broad} sorted by name",
+            "/customers/?" + urlencode({"q": broad, "sort": "name"}),
+            "search",
+            user,
+        )
+    )
     if mine.get("phone"):
         pages.append(WsgiPage("search full phone", "/customers/?q=" + quote(mine["phone"]), "search", user))
     pages.append(WsgiPage(f"search last four {last4}", f"/customers/?q={last4}", "search", user))
