@@ -140,8 +140,8 @@ def update_instances(model, objs: list, fields: list[str]) -> None:
     assignments = ", ".join(f"{quote(f.column)} = %s" for f in concrete)
     # Table and column names come from the model; every value is a parameter.
     sql = f"UPDATE {quote(opts.db_table)} SET {assignments} WHERE {quote(opts.pk.column)} = %s"  # noqa: S608
-    params = [
-        [*(f.get_db_prep_save(getattr(obj, f.attname), connection) for f in concrete), obj.pk] for obj in objs
+    params = [  # pre_save as save(update_fields=...) runs it: auto_now fields get the time
+        [*(f.get_db_prep_save(f.pre_save(obj, False), connection) for f in concrete), obj.pk] for obj in objs
     ]
     with transaction.atomic(using=alias, savepoint=False), connection.cursor() as cursor:
         cursor.executemany(sql, params)

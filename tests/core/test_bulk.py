@@ -131,3 +131,13 @@ def test_update_instances_refuses_an_unknown_field():
     objs = insert_instances(Record, records(UserFactory(), count=1))
     with pytest.raises(FieldDoesNotExist):
         update_instances(Record, objs, ["no_such_field"])
+
+
+def test_update_instances_sets_auto_now_fields_as_save_does():
+    objs = insert_instances(Record, records(UserFactory(), count=1))
+    stored_before = Record.objects.get(pk=objs[0].pk).updated_at
+    objs[0].name = "改名"
+    update_instances(Record, objs, ["name", "updated_at"])
+    stored = Record.objects.get(pk=objs[0].pk)
+    assert stored.name == "改名"
+    assert stored.updated_at > stored_before
