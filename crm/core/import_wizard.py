@@ -11,6 +11,7 @@ and get the wizard's URLs as ``urls``.
 
 from __future__ import annotations
 
+from functools import wraps
 from pathlib import Path
 
 from django.conf import settings
@@ -90,7 +91,9 @@ class ImportWizard:
         return {}
 
     def preview_context(self, request, session, report) -> dict:
-        return {}
+        """``checked`` and ``total`` (rows of the file the preview read, of all), ``runs_as_job``
+        and what the app's preview template shows besides."""
+        raise NotImplementedError
 
     def template_list_context(self, request) -> dict:
         return {}
@@ -99,7 +102,7 @@ class ImportWizard:
 
     def urls(self, session=None) -> dict:
         """The URLs the templates link to (those of one upload when ``session`` is given)."""
-        urls = {key: reverse(self._name(key)) for key in ("start", "templates") if key in self.names}
+        urls = {key: reverse(self._name(key)) for key in ("start", "templates")}
         urls["section"] = reverse(self.section_url_name)
         if session is not None:
             for key in ("map", "preview", "errors", "run"):
@@ -113,13 +116,12 @@ class ImportWizard:
         return render(request, self.templates[step], {**context, "urls": self.urls(session), "wizard": self})
 
     def _guarded(self, view):
+        @wraps(view)
         def wrapper(request, *args, **kwargs):
             if not self.can_import(request.user):
                 raise PermissionDenied
             return view(request, *args, **kwargs)
 
-        wrapper.__name__ = wrapper.__qualname__ = view.__name__
-        wrapper.__doc__ = view.__doc__
         return wrapper
 
     @method_decorator(require_http_methods(["GET", "POST"]))
@@ -170,6 +172,7 @@ class ImportWizard:
             "more_errors": len(report.errors) > PREVIEW_ERRORS,
             **self.preview_context(request, session, report),
         }
+        context["partial"] = context["checked"] < context["total"]
         return self._render(request, "preview", context, session)
 
     @method_decorator(require_http_methods(["GET"]))

@@ -98,7 +98,6 @@ class CustomerImportWizard(ImportWizard):
 
     def preview_context(self, request, session, report) -> dict:
         return {
-            "partial": report.checked < report.total,
             "checked": report.checked,
             "total": report.total,
             "runs_as_job": session.row_count > imports.inline_rows(),

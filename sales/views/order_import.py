@@ -116,7 +116,6 @@ class OrderImportWizard(ImportWizard):
 
     def preview_context(self, request, session, report) -> dict:
         return {
-            "partial": report.rows > order_import.preview_rows(),
             "checked": min(report.rows, order_import.preview_rows()),
             "total": report.rows,
             "runs_as_job": session.row_count > order_import.inline_rows(),
