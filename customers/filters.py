@@ -129,9 +129,14 @@ class CustomerFilter(django_filters.FilterSet):
         fields: list[str] = []
         form = CustomerFilterForm
 
-    def __init__(self, data=None, queryset=None, *, user=None, **kwargs):
+    def __init__(self, data=None, queryset=None, *, user=None, metrics_order=False, **kwargs):
+        """``metrics_order``: the list is read in creation order, so a segment or churn-risk filter
+        joins the analysis and ``joins_metrics`` tells the caller to sort by the analysis' copy of
+        the creation time (see ``_metrics_filter``)."""
         super().__init__(data, queryset, **kwargs)
         self.user = user
+        self.metrics_order = metrics_order
+        self.joins_metrics = False
         # Province/city selects chained through the regions app (static/js/regions.js).
         province = self.form.fields["province"]
         province.widget.attrs.update(
@@ -173,17 +178,28 @@ class CustomerFilter(django_filters.FilterSet):
     def filter_segment(self, queryset: QuerySet, name, value):
         if not value:
             return queryset
-        return _metrics_filter(
-            queryset, "segment", list(value), CustomerMetrics.objects.filter(segment__in=value)
-        )
+        return self._metrics_filter(queryset, "segment", list(value))
 
     def filter_churn_risk(self, queryset: QuerySet, name, value):
         if value not in ("yes", "no"):
             return queryset
-        at_risk = value == "yes"
-        return _metrics_filter(
-            queryset, "churn_risk", at_risk, CustomerMetrics.objects.filter(churn_risk=at_risk)
-        )
+        return self._metrics_filter(queryset, "churn_risk", value == "yes")
+
+    def _metrics_filter(self, queryset: QuerySet, field: str, value) -> QuerySet:
+        """Customers whose analysis (CustomerMetrics) has ``field`` equal to (or, for a list, in)
+        ``value``.
+
+        In the list's creation order the analysis is joined: its indexes (segment or churn risk,
+        then the customer's creation time) hold the page in order, whatever the selection's size,
+        and only the page's customers are looked up (``joins_metrics``: the caller sorts by
+        ``METRICS_ORDERING``). Other orders go through ``_metrics_filter`` below.
+        """
+        if self.metrics_order:
+            self.joins_metrics = True
+            lookup = f"metrics__{field}__in" if isinstance(value, list) else f"metrics__{field}"
+            return queryset.filter(**{lookup: value})
+        lookup = f"{field}__in" if isinstance(value, list) else field
+        return _metrics_filter(queryset, field, value, CustomerMetrics.objects.filter(**{lookup: value}))
 
     def filter_created_from(self, queryset, name, value):
         return queryset.filter(created_at__gte=_day_start(value))
@@ -212,6 +228,13 @@ class CustomerFilter(django_filters.FilterSet):
             if name != "id" and _is_set(value)
         ]
 
+
+#: The list's creation orders, and the same order read from the joined analysis (equal, as
+#: CustomerMetrics.customer_created_at copies Customer.created_at).
+METRICS_ORDERING = {
+    ("-created_at", "-id"): ("-metrics__customer_created_at", "-metrics__customer_id"),
+    ("created_at", "id"): ("metrics__customer_created_at", "metrics__customer_id"),
+}
 
 #: A segment or churn-risk selection of at least this many customers is checked customer by customer
 #: while the list is read in its order (a page stops after its rows); a smaller one is read from

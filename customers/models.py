@@ -677,9 +677,7 @@ class CustomerMetrics(models.Model):
     r_score = models.PositiveSmallIntegerField(_("R score"), default=0)
     f_score = models.PositiveSmallIntegerField(_("F score"), default=0)
     m_score = models.PositiveSmallIntegerField(_("M score"), default=0)
-    segment = models.CharField(
-        _("RFM segment"), max_length=20, choices=Segment.choices, blank=True, db_index=True
-    )
+    segment = models.CharField(_("RFM segment"), max_length=20, choices=Segment.choices, blank=True)
     average_order_value = models.DecimalField(
         _("average order value"), max_digits=14, decimal_places=2, default=0
     )
@@ -688,14 +686,23 @@ class CustomerMetrics(models.Model):
     )
     predicted_next_order = models.DateField(_("predicted next order"), null=True, blank=True)
     lifetime_value = models.DecimalField(_("lifetime value"), max_digits=14, decimal_places=2, default=0)
-    churn_risk = models.BooleanField(_("churn risk"), default=False, db_index=True)
+    churn_risk = models.BooleanField(_("churn risk"), default=False)
     computed_at = models.DateTimeField(_("computed at"), default=timezone.now)
+    # A copy of Customer.created_at (which never changes), so that the customer list filtered by
+    # segment or churn risk reads its page, in the list's default order, from one index of this
+    # table and looks up only that page's customers. Filled by the analysis when the row is made.
+    customer_created_at = models.DateTimeField(_("customer created"), null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("customer analysis")
         verbose_name_plural = _("customer analyses")
         indexes = [
-            models.Index(fields=["segment", "customer"], name="metrics_segment_customer"),
+            models.Index(
+                fields=["segment", "customer_created_at", "customer"], name="metrics_segment_created"
+            ),
+            models.Index(
+                fields=["churn_risk", "customer_created_at", "customer"], name="metrics_churn_created"
+            ),
             models.Index(fields=["monetary"], name="metrics_monetary"),
         ]
 

@@ -49,7 +49,7 @@ from django.utils.translation import pgettext_lazy
 from crm.core.fields import sensitive_q
 from crm.core.visibility import visible_to
 
-from ..filters import CustomerFilter
+from ..filters import METRICS_ORDERING, CustomerFilter
 from ..models import Customer, CustomerEmail, CustomerPhone, PlatformAccount
 from ..services.search import matching_customer_ids, name_probe_q, query_tokens
 
@@ -256,10 +256,12 @@ def filters_to_dict(filters: Mapping | QueryDict | None) -> dict[str, list[str]]
     return {k: [v for v in data.getlist(k) if v != ""] for k in data if k not in NON_FILTER_PARAMS} or {}
 
 
-def customer_filterset_for_user(*, user, filters: Mapping | QueryDict | None) -> CustomerFilter:
+def customer_filterset_for_user(
+    *, user, filters: Mapping | QueryDict | None, metrics_order: bool = False
+) -> CustomerFilter:
     data = _as_querydict(filters)
     base = visible_to(user, Customer.objects.alive())
-    return CustomerFilter(data, queryset=base, user=user)
+    return CustomerFilter(data, queryset=base, user=user, metrics_order=metrics_order)
 
 
 def phones_prefetch() -> Prefetch:
@@ -330,8 +332,13 @@ def customer_results_for_user(
     """The list page's customers: as ``customer_list_for_user``, with the search resolved once and
     shaped for paging (see the module docstring for broad name searches)."""
     data = _as_querydict(filters)
-    base = customer_filterset_for_user(user=user, filters=data).qs
     ordering = ordering_for(data.get("sort"))
+    filterset = customer_filterset_for_user(
+        user=user, filters=data, metrics_order=ordering in METRICS_ORDERING
+    )
+    base = filterset.qs
+    if filterset.joins_metrics:
+        ordering = METRICS_ORDERING[ordering]
     search = resolve_search(data.get("q", ""))
     rows = counted = base
     broad = search is not None and search.broad_name

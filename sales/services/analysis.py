@@ -270,11 +270,12 @@ def refresh_customers(customer_ids) -> dict[int, CustomerMetrics | None]:
     ids = sorted({int(pk) for pk in customer_ids})
     if not ids:
         return {}
-    existing_customers, with_metrics = {}, set()
-    for pk, last_order_at, metrics_pk in Customer.objects.filter(pk__in=ids).values_list(
-        "pk", "last_order_at", "metrics__pk"
+    existing_customers, created, with_metrics = {}, {}, set()
+    for pk, last_order_at, created_at, metrics_pk in Customer.objects.filter(pk__in=ids).values_list(
+        "pk", "last_order_at", "created_at", "metrics__pk"
     ):
         existing_customers[pk] = last_order_at
+        created[pk] = created_at
         if metrics_pk is not None:
             with_metrics.add(pk)
     figures = {
@@ -310,7 +311,7 @@ def refresh_customers(customer_ids) -> dict[int, CustomerMetrics | None]:
             zone=zone,
         )
         fields["computed_at"] = now
-        metrics = CustomerMetrics(customer_id=customer_id, **fields)
+        metrics = CustomerMetrics(customer_id=customer_id, customer_created_at=created[customer_id], **fields)
         (to_update if customer_id in with_metrics else to_create).append(metrics)
         result[customer_id] = metrics
     if to_update:  # delete and insert: cheaper than an UPDATE per row or one CASE per column
@@ -475,8 +476,16 @@ class _Upsert:
         fields = [meta.get_field(name) for name in self.FIELDS]
         self.adapters = [self._adapter(f.get_internal_type(), ops) for f in fields]
         self.table = qn(meta.db_table)
-        self.columns = ", ".join(qn(f.column) for f in fields)
-        self.placeholder = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        created = meta.get_field("customer_created_at")
+        self.columns = ", ".join([*(qn(f.column) for f in fields), qn(created.column)])
+        # A new row copies its customer's creation time (see CustomerMetrics.customer_created_at);
+        # the update below leaves it alone, as it never changes.
+        customers = Customer._meta
+        created_of = (
+            f"(SELECT {qn(customers.get_field('created_at').column)} FROM {qn(customers.db_table)} "  # noqa: S608
+            f"WHERE {qn(customers.pk.column)} = %s)"
+        )
+        self.placeholder = "(" + ", ".join(["%s"] * len(fields) + [created_of]) + ")"
         rest = [qn(f.column) for f in fields[1:]]
         if connection.vendor == "mysql":
             self.suffix = "ON DUPLICATE KEY UPDATE " + ", ".join(f"{c} = VALUES({c})" for c in rest)
@@ -515,6 +524,7 @@ class _Upsert:
             params.extend(
                 a(v) if a is not None and v is not None else v for a, v in zip(adapters, row, strict=True)
             )
+            params.append(row[0])
         values = ", ".join([self.placeholder] * len(rows))
         # Table and column names come from the model; every value is a parameter.
         sql = f"INSERT INTO {self.table} ({self.columns}) VALUES {values} {self.suffix}"  # noqa: S608

@@ -3,15 +3,17 @@ page's Analysis tab and the customer list's segment and churn filters, per role.
 
 from __future__ import annotations
 
+import datetime
 from decimal import Decimal
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from crm.accounts import roles
 from crm.core.jobs.models import Job
-from customers.models import CustomerMetrics, Segment
+from customers.models import Customer, CustomerMetrics, Segment
 from sales.models import AutoTagRule
 from sales.services import analysis
 from sales.services.analysis_rules import APPLY_KIND, auto_tag_rule_create
@@ -420,20 +422,110 @@ def test_list_filter_stays_within_the_users_scope(rep, make_user, client_for, se
 
 
 def test_list_filters_give_the_same_customers_on_the_dense_path(rep, client_for, segmented, monkeypatch):
-    """Large selections are checked customer by customer (customers.filters.DENSE_METRICS_FROM)."""
+    """Sorted by another column than the creation time, large selections are checked customer by
+    customer (customers.filters.DENSE_METRICS_FROM) and small ones joined."""
     from customers import filters
 
     loyal, _lapsed = segmented
     segment = CustomerMetrics.objects.get(customer=loyal).segment
     client = client_for(rep)
-    sparse = (
+    joined = (
         listed(client.get(CUSTOMERS, {"segment": segment})),
         listed(client.get(CUSTOMERS, {"churn_risk": "yes"})),
+    )
+    by_name = {"sort": "name"}
+    sparse = (
+        listed(client.get(CUSTOMERS, {"segment": segment, **by_name})),
+        listed(client.get(CUSTOMERS, {"churn_risk": "yes", **by_name})),
     )
     monkeypatch.setattr(filters, "DENSE_METRICS_FROM", 1)
     dense = (
-        listed(client.get(CUSTOMERS, {"segment": segment})),
-        listed(client.get(CUSTOMERS, {"churn_risk": "yes"})),
+        listed(client.get(CUSTOMERS, {"segment": segment, **by_name})),
+        listed(client.get(CUSTOMERS, {"churn_risk": "yes", **by_name})),
     )
-    assert dense == sparse == ({"忠实"}, {"沉睡"})
-    assert listed(client.get(CUSTOMERS, {"churn_risk": "no"})) == {"忠实"}
+    assert dense == sparse == joined == ({"忠实"}, {"沉睡"})
+    assert listed(client.get(CUSTOMERS, {"churn_risk": "no", **by_name})) == {"忠实"}
+
+
+def ordered(response) -> list[str]:
+    return [customer.name for customer, _cells in response.context["rows"]]
+
+
+def created_days_ago(customer, days: int):
+    Customer.objects.filter(pk=customer.pk).update(created_at=timezone.now() - datetime.timedelta(days=days))
+    customer.refresh_from_db()
+    return customer
+
+
+@pytest.fixture
+def lapsed_by_age(rep):
+    """Five lapsed customers (one segment, all at churn risk) created on different days, out of id
+    order, and one loyal customer."""
+    created = {"丙": 30, "甲": 50, "戊": 10, "乙": 40, "丁": 20}
+    for name, days in created.items():
+        customer = created_days_ago(CustomerFactory(owner=rep, name=name), days)
+        order_row(customer, days_ago=400, total="20")
+    loyal = created_days_ago(CustomerFactory(owner=rep, name="忠实"), 25)
+    orders_for(loyal, 1, 5, 9, 15, total="900")
+    analysis.analysis_run_full()
+    return sorted(created, key=created.get)  # newest first
+
+
+def test_list_filtered_by_the_analysis_keeps_the_list_order(rep, client_for, lapsed_by_age):
+    """The join path (list in creation order) sorts by CustomerMetrics.customer_created_at."""
+    newest_first = lapsed_by_age
+    segment = Customer.objects.get(name="甲").metrics.segment
+    client = client_for(rep)
+    for filters in ({"segment": segment}, {"churn_risk": "yes"}, {"segment": segment, "churn_risk": "yes"}):
+        assert ordered(client.get(CUSTOMERS, filters)) == newest_first
+        assert ordered(client.get(CUSTOMERS, {**filters, "sort": "created_at"})) == newest_first[::-1]
+        assert ordered(client.get(CUSTOMERS, {**filters, "sort": "-created_at"})) == newest_first
+        assert ordered(client.get(CUSTOMERS, {**filters, "sort": "name"})) == sorted(newest_first)
+    page = client.get(CUSTOMERS, {"segment": segment, "per_page": 25})
+    assert page.context["page_obj"].paginator.count == 5
+
+
+@pytest.mark.parametrize("count", [3, 12])
+def test_list_filtered_by_the_analysis_costs_constant_queries(
+    rep, client_for, django_assert_num_queries, count
+):
+    for i in range(count):
+        order_row(CustomerFactory(owner=rep, name=f"沉睡{i}"), days_ago=400, total="20")
+    analysis.analysis_run_full()
+    client = client_for(rep)
+    client.get(CUSTOMERS, {"churn_risk": "yes"})  # warm caches, session
+    with django_assert_num_queries(QUERIES_FILTERED_LIST):
+        response = client.get(CUSTOMERS, {"churn_risk": "yes"})
+    assert len(response.context["rows"]) == count
+
+
+#: The filtered page, for 3 or 12 rows: the join to the analysis adds no query of its own.
+QUERIES_FILTERED_LIST = 15
+
+
+def test_metrics_copy_the_customers_creation_time(rep, lapsed_by_age):
+    """The full run's upsert and the incremental refresh both fill customer_created_at."""
+    rows = CustomerMetrics.objects.values_list("customer_created_at", "customer__created_at")
+    assert len(rows) == 6
+    assert all(copied == created for copied, created in rows)
+    newcomer = created_days_ago(CustomerFactory(owner=rep, name="新"), 3)
+    order_row(newcomer, days_ago=2)
+    metrics = analysis.refresh_customer(newcomer.pk)
+    assert metrics.customer_created_at == newcomer.created_at
+    assert CustomerMetrics.objects.get(pk=newcomer.pk).customer_created_at == newcomer.created_at
+    analysis.analysis_run_full()  # an update of existing rows keeps the copy
+    assert CustomerMetrics.objects.get(pk=newcomer.pk).customer_created_at == newcomer.created_at
+
+
+def test_migration_copies_the_creation_time_of_existing_rows(rep, lapsed_by_age):
+    import importlib
+    from types import SimpleNamespace
+
+    from django.apps import apps
+    from django.db import connection
+
+    migration = importlib.import_module("customers.migrations.0006_metrics_customer_created_at")
+    CustomerMetrics.objects.update(customer_created_at=None)
+    migration.copy_created_at(apps, SimpleNamespace(connection=connection))  # what it reads of the editor
+    rows = CustomerMetrics.objects.values_list("customer_created_at", "customer__created_at")
+    assert all(copied == created is not None for copied, created in rows)
