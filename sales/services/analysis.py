@@ -260,14 +260,29 @@ def refresh_customer(customer_id: int) -> CustomerMetrics | None:
 
 
 @transaction.atomic
-def refresh_customers(customer_ids) -> dict[int, CustomerMetrics | None]:
+def refresh_customers(customer_ids, *, busy: list[int] | None = None) -> dict[int, CustomerMetrics | None]:
     """``refresh_customer`` for many customers at once (an order import's batch): one grouped
     aggregate, one query each for the metrics rows to update, create and remove, and the last order
     dates that changed. Returns {customer id: metrics or None}; ids of missing customers are left
-    out."""
+    out.
+
+    With ``busy`` (a list), customers whose rows another transaction holds (an import writing their
+    next orders) are skipped and their ids appended to it, for a later try: the refresh then never
+    waits for a row while holding others, so it cannot deadlock with that transaction.
+    """
     from .analysis_rules import active_rules, auto_tag_rules_apply_customer
 
     ids = sorted({int(pk) for pk in customer_ids})
+    if busy is not None and ids and connection.features.has_select_for_update_skip_locked:
+        free = set(
+            Customer.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=ids)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        held = set(Customer.objects.filter(pk__in=ids).exclude(pk__in=free).values_list("pk", flat=True))
+        busy.extend(sorted(held))
+        ids = [pk for pk in ids if pk not in held]
     if not ids:
         return {}
     existing_customers, created, with_metrics = {}, {}, set()

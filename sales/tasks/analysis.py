@@ -73,9 +73,20 @@ def apply_auto_tag_rule_job(self, job_id: str):
     return run_job(job_id, auto_tag_rule_apply_job, task=self)
 
 
+#: Tries of a batch refresh that skip customers held by another transaction; the last one waits.
+BUSY_ATTEMPTS = 5
+
+
 @shared_task(bind=True, **RETRY)
-def refresh_customers_metrics(self, customer_ids: list[int]) -> int:
-    """Recompute the analysis of many customers (an order import's batch). Idempotent."""
+def refresh_customers_metrics(self, customer_ids: list[int], attempt: int = 0) -> int:
+    """Recompute the analysis of many customers (an order import's batch). Idempotent.
+
+    Customers whose rows another transaction holds (the import writing their next orders) are
+    queued again a little later rather than waited for (see ``refresh_customers``)."""
     from sales.services.analysis import refresh_customers
 
-    return len(refresh_customers([int(pk) for pk in customer_ids]))
+    busy: list[int] | None = [] if attempt < BUSY_ATTEMPTS else None
+    done = refresh_customers([int(pk) for pk in customer_ids], busy=busy)
+    if busy:
+        refresh_customers_metrics.apply_async((busy, attempt + 1), countdown=2 * (attempt + 1))
+    return len(done)

@@ -26,6 +26,8 @@ import datetime
 import os
 import random
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from decimal import Decimal
@@ -217,11 +219,64 @@ def _import_once(actor, path: Path, label: str) -> dict:
     }
 
 
+class _Worker:
+    """A Celery worker (one process) on the harness's database, keys and broker: the production
+    layout, where the import job runs in one worker process and its follow-up tasks in another."""
+
+    def __init__(self, broker: str, log: Path):
+        self.broker = broker
+        self.log = log
+        self.process = None
+
+    def start(self) -> None:
+        import redis
+
+        redis.Redis.from_url(self.broker).flushdb()  # no stale tasks
+        command = [sys.executable, "-m", "celery", "-A", "crm", "worker", "--concurrency=1"]
+        command += ["--loglevel=WARNING", "--without-gossip", "--without-mingle", "--hostname=perf@%h"]
+        self.process = subprocess.Popen(
+            command, env=os.environ.copy(), stdout=self.log.open("w"), stderr=subprocess.STDOUT
+        )
+        from crm.celery import app
+
+        for _ in range(60):
+            if app.control.ping(timeout=1):
+                return
+            if self.process.poll() is not None:
+                break
+        raise SystemExit(f"the Celery worker did not start: see {self.log}")
+
+    def drain(self) -> float:
+        """Wait until the queue is empty and the worker idle; returns the seconds waited."""
+        import redis
+
+        from crm.celery import app
+
+        start = time.perf_counter()
+        queue = redis.Redis.from_url(self.broker)
+        inspect = app.control.inspect(timeout=1)
+        while True:
+            busy = queue.llen("celery") or any((inspect.active() or {}).values())
+            if not busy and not any((inspect.reserved() or {}).values()):
+                return time.perf_counter() - start
+            time.sleep(0.5)
+
+    def stop(self) -> int:
+        """Stop the worker; returns how many errors it logged (failed or retried tasks)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return sum(1 for line in text.splitlines() if " ERROR" in line or "Retry in" in line)
+
+
 def run_order_import_perf(args) -> dict:
     import django
 
     workdir = Path(tempfile.mkdtemp(prefix="crm-perf-orderimport-"))
     os.environ["AUDIT_SIGNING_KEY_PATH"] = str(workdir / "audit_ed25519.pem")
+    if args.broker:
+        os.environ["CELERY_BROKER_URL"] = args.broker
     django.setup()
     from django.db import connection
 
@@ -237,12 +292,28 @@ def run_order_import_perf(args) -> dict:
     path = write_xlsx(workdir / f"orders-{args.rows}.xlsx", PLATFORM_HEADERS, rows)
     generated = time.perf_counter() - start
     print(f"wrote {path.name}: {len(rows):,} rows, {path.stat().st_size / 1e6:.1f} MB in {generated:.1f} s")
-    runs = [_import_once(actor, path, "first import")]
-    if args.reimport:
-        runs.append(_import_once(actor, path, "same file again"))
-    if args.later:
-        later = write_xlsx(workdir / "orders-later.xlsx", PLATFORM_HEADERS, later_rows(rows))
-        runs.append(_import_once(actor, later, "later overlapping export"))
+    worker = _Worker(args.broker, workdir.parent / f"{workdir.name}-worker.log") if args.broker else None
+    try:
+        if worker is not None:
+            worker.start()
+
+        def run(file: Path, label: str) -> dict:
+            result = _import_once(actor, file, label)
+            if worker is not None:
+                # The follow-up tasks still queued or running when the job finished.
+                result["worker_tasks_after_job_s"] = round(worker.drain(), 1)
+            return result
+
+        runs = [run(path, "first import")]
+        if args.reimport:
+            runs.append(run(path, "same file again"))
+        if args.later:
+            later = write_xlsx(workdir / "orders-later.xlsx", PLATFORM_HEADERS, later_rows(rows))
+            runs.append(run(later, "later overlapping export"))
+    finally:
+        worker_errors = worker.stop() if worker is not None else None
+    if worker_errors:
+        print(f"the worker logged {worker_errors} errors or retries: see {worker.log}")
     start = time.perf_counter()
     chain = verify_chain()
     verify_seconds = time.perf_counter() - start
@@ -259,9 +330,15 @@ def run_order_import_perf(args) -> dict:
             f"{run['new_audit_entries']:,} audit entries; {run['message']}{verdict}"
         )
     print(f"audit chain: {chain.summary()} ({verify_seconds:.1f} s)")
+    for run in runs:
+        if "worker_tasks_after_job_s" in run:
+            after = run["worker_tasks_after_job_s"]
+            print(f"{run['run']}: the worker finished its queued tasks {after} s after the job")
     return {
         "mode": "order-import",
         "database": connection.vendor,
+        "tasks": "Celery worker" if args.broker else "inline",
+        "worker_errors": worker_errors,
         "rows": args.rows,
         "generate_s": round(generated, 1),
         "audit_chain_ok": chain.ok,

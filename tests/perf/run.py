@@ -291,6 +291,13 @@ def main(argv=None) -> int:
         "--inline-strings", action="store_true", help="write strings inline, as streaming writers do"
     )
     imports.add_argument("--later", action="store_true", help="order-import: then a later overlapping export")
+    imports.add_argument(
+        "--broker",
+        default="",
+        help="order-import: a Redis URL (a database of its own: it is emptied); the import's follow-up "
+        "tasks (audit checkpoints, analysis refresh) then go to a Celery worker started here, as in "
+        "production, instead of running inline",
+    )
     orders = parser.add_argument_group("--mode orders")
     orders.add_argument(
         "--orders-as",

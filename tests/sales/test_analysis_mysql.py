@@ -83,3 +83,38 @@ def test_a_failing_write_stops_the_run_and_is_recorded(shop, monkeypatch):
     with pytest.raises(RuntimeError, match="write failed"):
         analysis.analysis_run_full()
     assert analysis.AnalysisRun.objects.get().status == analysis.AnalysisRun.Status.FAILED
+
+
+def test_a_batch_refresh_skips_customers_another_transaction_holds(shop):
+    """An import writing a customer's next orders holds their row: the refresh skips it (and says
+    so) instead of waiting while holding the others, which is how the two deadlocked."""
+    import threading
+
+    from django.db import connections, transaction
+
+    held, free = shop[3], shop[4]
+    locked, release = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with transaction.atomic():
+                Customer.objects.select_for_update().get(pk=held.pk)
+                locked.set()
+                release.wait(timeout=30)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(timeout=10)
+        busy: list[int] = []
+        result = analysis.refresh_customers([held.pk, free.pk], busy=busy)
+    finally:
+        release.set()
+        holder.join()
+    assert busy == [held.pk]
+    assert set(result) == {free.pk}
+    assert CustomerMetrics.objects.filter(pk=free.pk).exists()
+    assert not CustomerMetrics.objects.filter(pk=held.pk).exists()
+    assert analysis.refresh_customers([held.pk], busy=[])[held.pk] is not None  # free again

@@ -399,3 +399,22 @@ def test_refresh_customers_async_runs_the_task_and_survives_an_unreachable_queue
     monkeypatch.setattr(tasks.refresh_customers_metrics, "delay", down)
     analysis.refresh_customers_async([shop["e"].pk])
     assert "Could not queue the analysis refresh of 1 customers" in caplog.text
+
+
+def test_the_batch_refresh_task_queues_busy_customers_again(monkeypatch):
+    """Customers another transaction holds are tried again later; the last try waits for them."""
+    from sales.services import analysis as service
+    from sales.tasks import analysis as tasks
+
+    seen = []
+
+    def refresh(ids, *, busy=None):
+        seen.append((list(ids), busy is not None))
+        if busy is not None:
+            busy.extend(ids[:1])  # the first one is always held
+        return dict.fromkeys(ids)
+
+    monkeypatch.setattr(service, "refresh_customers", refresh)
+    assert tasks.refresh_customers_metrics.delay([7, 8]).get() == 2
+    assert seen[0] == ([7, 8], True)
+    assert seen[1:] == [([7], True)] * (tasks.BUSY_ATTEMPTS - 1) + [([7], False)]

@@ -401,3 +401,99 @@ def test_a_database_error_in_the_run_rolls_it_back_and_the_services_write_it(
     assert report.customers_created == Customer.objects.count()
     assert Customer.objects.filter(platform_accounts__account_id="tb_short").count() <= 1
     assert verify_chain().ok
+
+
+@pytest.mark.parametrize("how", ["deadlock", "savepoint lost"])
+def test_a_batch_the_database_rolls_back_is_written_again(
+    importer, catalogue, tmp_path, monkeypatch, settings, how
+):
+    """A deadlock victim (an analysis refresh held the same customers): MariaDB undoes the batch's
+    whole transaction. The batch is written again from the writer's state before it, and the import
+    ends as if nothing had happened: the same report, rows and audit entries."""
+    from django.db import OperationalError, connections
+
+    from sales.services.order_import import running
+    from sales.services.order_import.writing import BatchWriter
+
+    connection = connections["default"]
+    settings.ORDER_IMPORT_BATCH = 60
+    path = _export(tmp_path, count=240)
+    start = timezone.now()
+    with transaction.atomic():
+        clean = _import(importer, path, fast_path=True)
+        expected = _state(start)
+        transaction.set_rollback(True)
+
+    monkeypatch.setattr(running, "_outside_transaction", lambda: True)  # the test's transaction wraps it
+    monkeypatch.setattr(running.time, "sleep", lambda seconds: None)
+    failing = [2, 4]  # the 2nd and 4th calls fail once each
+    calls = []
+    write, write_orders = BatchWriter.write, bulk.write_orders
+
+    def write_then_deadlock(self, groups):
+        calls.append(len(groups))
+        write(self, groups)
+        if len(calls) in failing:
+            raise OperationalError(1213, "Deadlock found when trying to get lock; try restarting transaction")
+
+    lose_savepoint = []
+    savepoint_rollback = type(connection).savepoint_rollback
+
+    def rollback(self, sid):
+        if lose_savepoint:  # what InnoDB does to a deadlock victim: the savepoint went with it
+            lose_savepoint.clear()
+            raise OperationalError(1305, f"SAVEPOINT {sid} does not exist")
+        return savepoint_rollback(self, sid)
+
+    def write_orders_then_lose_the_transaction(**kwargs):
+        calls.append(len(kwargs["planned"]))
+        write_orders(**kwargs)
+        if len(calls) in failing:
+            lose_savepoint.append(True)
+            raise OperationalError(1213, "Deadlock found when trying to get lock; try restarting transaction")
+
+    if how == "deadlock":
+        monkeypatch.setattr(BatchWriter, "write", write_then_deadlock)
+    else:
+        monkeypatch.setattr(type(connection), "savepoint_rollback", rollback)
+        monkeypatch.setattr(bulk, "write_orders", write_orders_then_lose_the_transaction)
+    report = _import(importer, path, fast_path=True)
+
+    assert len(calls) >= 5
+    assert (report.created, report.updated, report.unchanged, report.customers_created) == (
+        clean.created,
+        clean.updated,
+        clean.unchanged,
+        clean.customers_created,
+    )
+    assert (report.orders, report.failed_orders, report.error_count) == (
+        clean.orders,
+        clean.failed_orders,
+        clean.error_count,
+    )
+    assert [(e.row, e.column, e.reason) for e in report.errors] == [
+        (e.row, e.column, e.reason) for e in clean.errors
+    ]
+    assert _state(start) == expected
+    assert verify_chain().ok
+
+
+def test_a_batch_that_keeps_being_rolled_back_fails_the_import(importer, catalogue, tmp_path, monkeypatch):
+    from django.db import OperationalError
+
+    from sales.services.order_import import running
+    from sales.services.order_import.writing import BatchWriter
+
+    monkeypatch.setattr(running, "_outside_transaction", lambda: True)
+    monkeypatch.setattr(running.time, "sleep", lambda seconds: None)
+    calls = []
+
+    def always_deadlock(self, groups):
+        calls.append(1)
+        raise OperationalError(1213, "Deadlock found when trying to get lock")
+
+    monkeypatch.setattr(BatchWriter, "write", always_deadlock)
+    with pytest.raises(OperationalError):
+        _import(importer, _export(tmp_path, count=20), fast_path=True)
+    assert len(calls) == running.BATCH_ATTEMPTS
+    assert not Order.objects.exists()

@@ -11,12 +11,14 @@ back; ``import_start`` runs it inline for small files, else as a job of kind ``s
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -35,7 +37,9 @@ from sales.models import Channel
 from . import limits
 from .fields import Template, auto_mapping, validate_mapping
 from .parsing import RowParser, group_rows
-from .writing import BatchWriter, ImportReport
+from .writing import BatchRolledBackError, BatchWriter, ImportReport
+
+logger = logging.getLogger(__name__)
 
 ImportFileError = customer_imports.ImportFileError
 
@@ -206,6 +210,44 @@ def run_import(
     return report
 
 
+#: How many times a batch is written when the database keeps choosing it as a deadlock victim.
+BATCH_ATTEMPTS = 5
+
+
+def _write_batch(writer: BatchWriter, groups) -> None:
+    """Write one batch in one transaction. When the database rolls the transaction back to break a
+    deadlock (an analysis refresh or another user's change holding the same customers' rows), the
+    writer and the batch are put back as they were and the batch is written again (not in a
+    preview, whose outer transaction is lost with it)."""
+    attempts = BATCH_ATTEMPTS if _outside_transaction() else 1
+    for attempt in range(1, attempts + 1):
+        restore = writer.restore_point(groups)
+        try:
+            with transaction.atomic():
+                writer.write(groups)
+            return
+        except (BatchRolledBackError, OperationalError) as exc:
+            if attempt == attempts or not _rolled_back(exc):
+                raise
+            logger.warning("Order import: batch rolled back by the database (%s); writing it again", exc)
+            restore()
+            time.sleep(0.2 * attempt)
+
+
+def _outside_transaction() -> bool:
+    return not transaction.get_connection().in_atomic_block
+
+
+def _rolled_back(exc: Exception) -> bool:
+    """A deadlock victim: the database undid the whole transaction (MySQL/MariaDB error 1213)."""
+    if isinstance(exc, BatchRolledBackError):
+        return True
+    return bool(exc.args) and exc.args[0] == DEADLOCK
+
+
+DEADLOCK = 1213  # ER_LOCK_DEADLOCK
+
+
 def _run_batches(table, parser: RowParser, writer: BatchWriter, report: ImportReport, limit, progress, total):
     size = limits.batch_size()
     cap = limits.max_rows()
@@ -219,8 +261,7 @@ def _run_batches(table, parser: RowParser, writer: BatchWriter, report: ImportRe
         if final and open_group is not None:
             groups.append(open_group)
             open_group = None
-        with transaction.atomic():
-            writer.write(groups)
+        _write_batch(writer, groups)
         checked += sum(len(g.rows) for g in groups)
         if progress is not None:
             progress(checked, total or report.rows)

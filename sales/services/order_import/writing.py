@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -158,6 +159,20 @@ class _Lookups:
     addresses: dict = field(default_factory=dict)  # customer id -> set of (region, street) keys
 
 
+_REPORT_COUNTERS = ("orders", "created", "updated", "unchanged", "customers_created", "failed_orders")
+
+
+def _raise_if_transaction_lost() -> None:
+    """After a database error in a savepoint: when the database rolled back the whole transaction
+    (a deadlock victim), the batch cannot go on; its caller writes it again (``running``)."""
+    if transaction.get_connection().needs_rollback:
+        raise BatchRolledBackError
+
+
+class BatchRolledBackError(Exception):
+    """The database rolled back the batch's transaction: nothing of the batch was written."""
+
+
 class BatchWriter:
     """Writes the orders of one import, batch by batch (lookups cached across batches)."""
 
@@ -248,6 +263,27 @@ class BatchWriter:
 
     # Writing ------------------------------------------------------------------------------------
 
+    def restore_point(self, groups: list[OrderGroup]) -> Callable[[], None]:
+        """A function that puts the writer, its report and ``groups`` back as they are now: for a
+        batch written again after the database rolled its transaction back (a deadlock victim)."""
+        report = self.report
+        counters = {name: getattr(report, name) for name in _REPORT_COUNTERS}
+        errors, sample, error_rows = len(report.errors), len(report.sample), set(report.error_rows)
+        keys, first_row = dict(self.customer_keys), dict(self.first_row)
+        group_errors = [len(group.errors) for group in groups]
+
+        def restore() -> None:
+            for name, value in counters.items():
+                setattr(report, name, value)
+            del report.errors[errors:]
+            del report.sample[sample:]
+            report.error_rows = set(error_rows)
+            self.customer_keys, self.first_row = dict(keys), dict(first_row)
+            for group, count in zip(groups, group_errors, strict=True):
+                del group.errors[count:]
+
+        return restore
+
     def write(self, groups: list[OrderGroup]) -> None:
         """Write a batch of groups (the caller holds the transaction)."""
         if not groups:
@@ -292,6 +328,7 @@ class BatchWriter:
             self._fail(group, [self._denied(group)])
             return
         except DatabaseError:
+            _raise_if_transaction_lost()
             logger.exception("Order import: order %s could not be written", group.number)
             self._fail(
                 group, [RowError(group.row, "", group.number, gettext("This order could not be saved."))]
@@ -360,6 +397,7 @@ class BatchWriter:
                     actor=self.actor, planned=items, warehouse=self._warehouse(), now=timezone.now()
                 )
         except (bulk.StockShortError, DatabaseError):
+            _raise_if_transaction_lost()
             # All rolled back (a shortage found under the locks, a buyer account another import
             # took meanwhile...): the services write these orders one by one and report each.
             logger.info("Order import: %d new orders go through the services", len(planned))
