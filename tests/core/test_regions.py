@@ -514,3 +514,14 @@ def test_memoized_keeps_regions_read_within_the_block_only(django_assert_num_que
     cache.clear()
     with django_assert_num_queries(1):
         assert selectors.get_region("330106") == first
+
+
+def test_memoized_reads_every_region_with_one_query(django_assert_num_queries):
+    ensure_loaded()
+    cache.clear()
+    with selectors.memoized():
+        with django_assert_num_queries(1):
+            paths = [selectors.region_path(code) for code in ("330106", "110101", "440305", "330100")]
+            assert selectors.get_region("999999") is None  # well-formed, unknown: no query either
+        assert [len(path) for path in paths] == [3, 3, 3, 2]
+        assert paths[0][0].code == "330000"

@@ -73,19 +73,26 @@ def get_region(code) -> Region | None:
     code = str(code)
     if not is_valid_code(code):
         return None  # never query (or cache) arbitrary input
-    key = _key("region", code)
     memo = _memo()
-    if memo is not None and key in memo:
-        return memo[key]
+    if memo is not None:
+        return _all_regions(memo).get(code)
+    key = _key("region", code)
     region = cache.get(key)
     if region is None:
         region = Region.objects.filter(pk=code).first()
         if region is None:
             return None  # misses are not cached: well-formed but unknown codes are rare
         cache.set(key, region, _TIMEOUT)
-    if memo is not None:
-        memo[key] = region
     return region
+
+
+def _all_regions(memo: dict) -> dict[str, Region]:
+    """Every region by code, read with one query the first time a memoized block asks for one (a
+    few thousand rows: an import meets hundreds of them, each a query or a cache read otherwise)."""
+    regions = memo.get("regions")
+    if regions is None:
+        regions = memo["regions"] = {region.code: region for region in Region.objects.all()}
+    return regions
 
 
 _local = threading.local()
@@ -97,9 +104,9 @@ def _memo() -> dict | None:
 
 @contextmanager
 def memoized():
-    """Within the block, regions and the parent codes read once are kept in this thread's memory
-    (keyed by cache generation): an import checks thousands of addresses, and the shared cache,
-    asked each time, cost more than the rest of the check."""
+    """Within the block, the regions (all read with one query when the first is asked for) and the
+    parent codes are kept in this thread's memory: an import checks thousands of addresses, and the
+    shared cache, asked each time, cost more than the rest of the check."""
     outer = _memo()
     if outer is None:
         _local.memo = {}
