@@ -125,6 +125,31 @@ def _insert(connection, model, objs: list, fields: list, batch_size: int, *, ret
                         setattr(obj, field.attname, value)
 
 
+def insert_rows(model, fields: list[str], rows: list[tuple], *, batch_size: int = 500) -> None:
+    """INSERT ``rows``, tuples of database values (already what the backend takes: converted,
+    encrypted, serialised) for the model fields named ``fields``, ``batch_size`` rows per statement.
+    For a caller that builds the values itself, as the audit ledger's batch append does."""
+    if not rows:
+        return
+    connection = connections[router.db_for_write(model)]
+    opts = model._meta
+    concrete = [opts.get_field(name) for name in fields]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in concrete)
+    placeholders = "(" + ", ".join(["%s"] * len(concrete)) + ")"
+    size = max(1, min(batch_size, connection.ops.bulk_batch_size(concrete, rows)))
+    table = quote(opts.db_table)
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), size):
+            chunk = rows[start : start + size]
+            values = ", ".join([placeholders] * len(chunk))
+            # Table and column names come from the model; every value is a parameter.
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES {values}",  # noqa: S608
+                [value for row in chunk for value in row],
+            )
+
+
 def update_instances(model, objs: list, fields: list[str]) -> None:
     """Save ``fields`` of the saved instances ``objs``: one parameterised UPDATE by primary key per
     object, run with ``executemany``. ``bulk_update`` builds one CASE expression per field instead,

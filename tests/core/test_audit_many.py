@@ -151,3 +151,54 @@ def test_a_checkpoint_is_enqueued_once_when_a_batch_crosses_the_interval(
     with django_capture_on_commit_callbacks() as callbacks:
         audit_record_many(items(10))  # reaches the next multiple and two more
     assert [c.__name__ for c in callbacks] == ["_enqueue_checkpoint"]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"name": ["", '张三 "引号" \\ 反斜杠'], "nested": {"b": ["1", None], "a": {"z": True, "y": []}}},
+        {"line\u2028sep": "\u2028\u2029\x00\x1f \ud7ff 😀", "数量": "3"},
+    ],
+)
+def test_the_batch_hash_equals_the_single_entry_hash(rep, changes):
+    """``compute_hash_from_values`` puts the canonical JSON together around the serialised changes;
+    it must be exactly ``compute_hash`` of the payload, or the ledger would not verify."""
+    from crm.core.audit.models import canonical_json, compute_hash_from_values
+
+    [entry] = audit_record_many(
+        [
+            {
+                "action": AuditAction.UPDATE,
+                "actor": rep,
+                "changes": changes,
+                "message": "多行\n消息",
+                "ip": None,
+            }
+        ]
+    )
+    values = {name: getattr(entry, name) for name in AuditEntry.HASHED_FIELDS}
+    assert compute_hash_from_values(values, canonical_json(entry.changes)) == entry.compute_hash()
+    stored = AuditEntry.objects.get(seq=entry.seq)
+    assert stored.changes == entry.changes
+    assert stored.compute_hash() == stored.entry_hash == entry.entry_hash
+    assert verify_chain().ok
+
+
+def test_a_batch_stores_the_same_row_as_single_appends(rep):
+    request = request_context.RequestContext(ip="10.0.0.7", user_agent="UA 浏览器", request_id="req-1")
+    token = request_context.set_current(request)
+    try:
+        single = audit_record(action=AuditAction.UPDATE, actor=rep, message="m", changes={"a": ["1", "2"]})
+        [batched] = audit_record_many(
+            [{"action": AuditAction.UPDATE, "actor": rep, "message": "m", "changes": {"a": ["1", "2"]}}]
+        )
+    finally:
+        request_context.reset(token)
+    skipped = ("seq", "prev_hash", "entry_hash", "created_at")
+    fields = [f.attname for f in AuditEntry._meta.concrete_fields if f.attname not in skipped]
+    one, two = (AuditEntry.objects.filter(seq=e.seq).values(*fields).get() for e in (single, batched))
+    assert one == two
+    assert one["ip"] == "10.0.0.7"
+    assert one["actor_id"] == rep.pk
+    assert verify_chain().ok

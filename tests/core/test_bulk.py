@@ -9,7 +9,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import connection, transaction
 from django.db.models import F, QuerySet
 
-from crm.core.bulk import insert_instances, update_instances
+from crm.core.bulk import insert_instances, insert_rows, update_instances
 from crm.core.fields import index_value
 from tests.factories import UserFactory
 from tests.testapp.models import Record
@@ -141,3 +141,24 @@ def test_update_instances_sets_auto_now_fields_as_save_does():
     stored = Record.objects.get(pk=objs[0].pk)
     assert stored.name == "改名"
     assert stored.updated_at > stored_before
+
+
+def test_insert_rows_writes_the_given_values_in_statements_of_batch_size(django_assert_num_queries):
+    from crm.core.regions.models import Region
+
+    rows = [(f"99000{i}", f"测试区 {i}", f"Test {i}", 1, i) for i in range(5)]
+    with django_assert_num_queries(3):  # 2 + 2 + 1
+        insert_rows(Region, ["code", "name_zh", "name_en", "level", "sort_order"], rows, batch_size=2)
+    assert (
+        list(
+            Region.objects.filter(code__startswith="99000").values_list(
+                "code", "name_zh", "name_en", "level", "sort_order"
+            )
+        )
+        == rows
+    )
+
+
+def test_insert_rows_of_nothing_runs_no_query(django_assert_num_queries):
+    with django_assert_num_queries(0):
+        insert_rows(Record, ["name"], [])

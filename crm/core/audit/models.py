@@ -159,6 +159,30 @@ def compute_hash(payload: dict) -> str:
     return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
 
 
+#: The hash payload's keys in canonical (sorted) order.
+_PAYLOAD_KEYS = tuple(sorted([*AuditEntry.HASHED_FIELDS, "hash_version"]))
+_json_string = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def compute_hash_from_values(values: dict, changes_json: str) -> str:
+    """``compute_hash(hash_payload_from_values(values))`` for a caller that has already serialised
+    the changes with ``canonical_json`` (the batch append stores that same text): the payload's
+    canonical JSON is put together around it instead of serialising the changes a second time."""
+    parts = []
+    for name in _PAYLOAD_KEYS:
+        if name == "changes":
+            text = changes_json
+        elif name == "hash_version":
+            text = _json_string(HASH_VERSION)
+        elif name == "created_at":
+            text = _json_string(format_timestamp(values[name]))
+        else:
+            value = values[name]
+            text = _json_string("" if value is None else str(value))
+        parts.append(f'"{name}":{text}')
+    return hashlib.sha256(("{" + ",".join(parts) + "}").encode("utf-8")).hexdigest()
+
+
 class AuditHead(models.Model):
     """The single row locked to append: the last sequence number and hash of the chain."""
 
