@@ -20,6 +20,7 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ImproperlyConfigured
 from django.db import models, transaction
 from django.db.models.fields.files import FieldFile
 from django.utils import timezone
@@ -291,19 +292,51 @@ def _new_entry(
         object_id = object_id or ("" if obj.pk is None else str(obj.pk))
         object_repr = object_repr or str(obj)
     actor, actor_repr = resolved_actor
-    return AuditEntry(
-        actor=actor,
-        actor_repr=actor_repr[:150],
-        action=action,
-        object_type=str(object_type)[:100],
-        object_id=str(object_id)[:64],
-        object_repr=str(object_repr)[:255],
-        changes=jsonable(changes or {}),
-        message=str(message),
-        ip=clean_ip(ip if ip is not None else ctx.ip),
-        user_agent=str(user_agent if user_agent is not None else ctx.user_agent)[:300],
-        request_id=str(request_id if request_id is not None else ctx.request_id)[:64],
+    # Positional, in the fields' order (_ENTRY_ATTNAMES): Model.__init__ with keyword arguments
+    # cost more than the rest of an import's audit entry.
+    entry = AuditEntry(
+        None,  # seq
+        None,  # created_at
+        None if actor is None else actor.pk,
+        actor_repr[:150],
+        action,
+        str(object_type)[:100],
+        str(object_id)[:64],
+        str(object_repr)[:255],
+        jsonable(changes or {}),
+        str(message),
+        clean_ip(ip if ip is not None else ctx.ip),
+        str(user_agent if user_agent is not None else ctx.user_agent)[:300],
+        str(request_id if request_id is not None else ctx.request_id)[:64],
+        "",  # prev_hash
+        "",  # entry_hash
     )
+    if actor is not None:
+        _ACTOR_FIELD.set_cached_value(entry, actor)
+    return entry
+
+
+_ENTRY_ATTNAMES = (
+    "seq",
+    "created_at",
+    "actor_id",
+    "actor_repr",
+    "action",
+    "object_type",
+    "object_id",
+    "object_repr",
+    "changes",
+    "message",
+    "ip",
+    "user_agent",
+    "request_id",
+    "prev_hash",
+    "entry_hash",
+)
+if tuple(f.attname for f in AuditEntry._meta.concrete_fields) != _ENTRY_ATTNAMES:  # pragma: no cover
+    raise ImproperlyConfigured("AuditEntry's fields changed: update _new_entry and _ENTRY_ATTNAMES")
+_ACTOR_FIELD = AuditEntry._meta.get_field("actor")
+_ENTRY_FIELD_NAMES = [f.name for f in AuditEntry._meta.concrete_fields]
 
 
 def audit_record_many(entries: Iterable[dict]) -> list[AuditEntry]:
@@ -349,26 +382,6 @@ def audit_record_many(entries: Iterable[dict]) -> list[AuditEntry]:
     return built
 
 
-#: The columns the batch append writes itself (every concrete field of AuditEntry).
-_ENTRY_FIELDS = (
-    "seq",
-    "created_at",
-    "actor",
-    "actor_repr",
-    "action",
-    "object_type",
-    "object_id",
-    "object_repr",
-    "changes",
-    "message",
-    "ip",
-    "user_agent",
-    "request_id",
-    "prev_hash",
-    "entry_hash",
-)
-
-
 def _insert_entries(entries: list[AuditEntry], changes_json: list[str], now) -> None:
     """INSERT new entries, ``AUDIT_BULK_BATCH`` rows per statement (fewer where the database limits
     the parameters of one statement). On SQLite and MySQL/MariaDB, whose JSON columns take the text,
@@ -402,7 +415,7 @@ def _insert_entries(entries: list[AuditEntry], changes_json: list[str], now) -> 
         )
         for e, changes in zip(entries, changes_json, strict=True)
     ]
-    insert_rows(AuditEntry, list(_ENTRY_FIELDS), rows, batch_size=AUDIT_BULK_BATCH)
+    insert_rows(AuditEntry, _ENTRY_FIELD_NAMES, rows, batch_size=AUDIT_BULK_BATCH)
     for entry in entries:
         entry._state.adding = False
         entry._state.db = connection.alias
