@@ -26,6 +26,8 @@ _PLAIN_FIELDS = (
     models.BooleanField,
 )
 _PLAIN_VALUES = frozenset({str, int, bool, type(None)})
+#: Fields whose database value depends only on the value (equal values, equal results).
+_MEMO_FIELDS = (models.DateTimeField, models.DecimalField)
 _BASE_PRE_SAVE = models.Field.pre_save
 
 
@@ -81,14 +83,29 @@ def _converter(field, connection):
         target = field.target_field
         plain = isinstance(target, _PLAIN_FIELDS) and not _is_custom(target)
     plain_values = _PLAIN_VALUES
+    # A batch repeats its times (created_at, updated_at: one "now") and amounts: equal values have
+    # equal database values, so each is converted once per statement run (the converters are made
+    # per insert). Not for the project's own fields, whose conversion may not be a pure function.
+    memo: dict | None = {} if isinstance(field, _MEMO_FIELDS) and not _is_custom(field) else None
 
     def convert(obj):
         value = field.pre_save(obj, True) if custom_pre_save else getattr(obj, attname)
         if plain and type(value) in plain_values:
             return value
+        remember = memo is not None and value is not None
+        if remember:
+            try:
+                return memo[value]
+            except KeyError:
+                pass
+            except TypeError:  # unhashable (a signalling NaN): the field refuses it below
+                remember = False
         if hasattr(value, "resolve_expression"):
             raise ValueError(f"insert_instances cannot insert the expression {value!r} into {field}")
-        return prep(value, connection)
+        converted = prep(value, connection)
+        if remember:
+            memo[value] = converted
+        return converted
 
     return convert
 

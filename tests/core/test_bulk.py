@@ -162,3 +162,36 @@ def test_insert_rows_writes_the_given_values_in_statements_of_batch_size(django_
 def test_insert_rows_of_nothing_runs_no_query(django_assert_num_queries):
     with django_assert_num_queries(0):
         insert_rows(Record, ["name"], [])
+
+
+def test_equal_times_and_amounts_are_converted_once_per_insert():
+    """The memo of repeated values gives the values the field's own conversion gives."""
+    import datetime
+    from decimal import Decimal
+
+    from django.db import models
+
+    from crm.core.bulk import _converter
+
+    class Row:
+        pass
+
+    stamp = models.DateTimeField()
+    stamp.set_attributes_from_name("at")
+    amount = models.DecimalField(max_digits=10, decimal_places=2)
+    amount.set_attributes_from_name("amount")
+    convert_time, convert_amount = _converter(stamp, connection), _converter(amount, connection)
+    utc = datetime.datetime(2026, 11, 25, 4, 0, tzinfo=datetime.UTC)
+    shanghai = utc.astimezone(datetime.timezone(datetime.timedelta(hours=8)))
+    for value in (utc, shanghai, utc, None):
+        row = Row()
+        row.at = value
+        assert convert_time(row) == stamp.get_db_prep_save(value, connection)
+    for value in (Decimal("1.5"), Decimal("1.50"), Decimal("2"), None):
+        row = Row()
+        row.amount = value
+        assert convert_amount(row) == amount.get_db_prep_save(value, connection)
+    row = Row()
+    row.amount = Decimal("sNaN")
+    with pytest.raises(Exception):  # noqa: B017, PT011 -- refused by the field, not by the memo
+        convert_amount(row)
