@@ -703,6 +703,11 @@ class CustomerMetrics(models.Model):
             models.Index(
                 fields=["churn_risk", "customer_created_at", "customer"], name="metrics_churn_created"
             ),
+            # Both filters together: read (and counted) from the index alone.
+            models.Index(
+                fields=["segment", "churn_risk", "customer_created_at", "customer"],
+                name="metrics_segment_churn_created",
+            ),
             models.Index(fields=["monetary"], name="metrics_monetary"),
         ]
 

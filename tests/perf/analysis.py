@@ -28,6 +28,8 @@ from decimal import Decimal
 
 FULL_TARGET_S = 300.0
 INCREMENTAL_TARGET_MS = 50.0
+#: Issue 3: a filtered customer list, p95 (its first page and capped count, as the list reads them).
+LIST_TARGET_MS = 200.0
 LIST_FILTERS = (
     ("no filter", {}),
     ("segment important value", {"segment": "important_value"}),
@@ -185,15 +187,20 @@ def run_analysis_perf(args) -> dict:
     timings = _incremental(args.samples, rng)
     results.append(_summary("incremental update (one new order)", timings, INCREMENTAL_TARGET_MS))
     print(f"incremental: p50 {results[-1]['p50_ms']} ms, p95 {results[-1]['p95_ms']} ms")
-    admin = (
-        get_user_model().objects.filter(groups__name="Administrator", is_active=True).order_by("pk").first()
+    users = get_user_model().objects.filter(is_active=True)
+    readers = (
+        [users.get(username=name) for name in args.list_as]
+        if args.list_as
+        else [users.filter(groups__name="Administrator").order_by("pk").first()]
     )
-    if admin is not None and CustomerMetrics.objects.exists():
-        for name, filters in LIST_FILTERS:
-            _filtered_list(admin, filters, 1)
-            timings = _filtered_list(admin, filters, args.list_requests)
-            results.append(_summary(f"customer list, {name} ({admin.username})", timings, None))
-            print(f"{results[-1]['name']}: p50 {results[-1]['p50_ms']} ms, p95 {results[-1]['p95_ms']} ms")
+    if CustomerMetrics.objects.exists():
+        for reader in filter(None, readers):
+            for name, filters in LIST_FILTERS:
+                _filtered_list(reader, filters, 1)
+                timings = _filtered_list(reader, filters, args.list_requests)
+                result = _summary(f"customer list, {name} ({reader.username})", timings, LIST_TARGET_MS)
+                results.append(result)
+                print(f"{result['name']}: p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms")
     return {
         "mode": "analysis",
         "database": connection.vendor,

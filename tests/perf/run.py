@@ -324,6 +324,13 @@ def main(argv=None) -> int:
     analysis.add_argument(
         "--skip-full", action="store_true", help="analysis: time only the incremental update"
     )
+    analysis.add_argument(
+        "--list-as",
+        nargs="+",
+        default=[],
+        help="analysis: the users (seed_demo usernames) whose filtered customer list is timed "
+        "(default: an administrator)",
+    )
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(ROOT))
