@@ -31,12 +31,12 @@ from itertools import accumulate
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection, models, reset_queries, transaction
+from django.db import connection, reset_queries, transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from crm.accounts import roles
-from crm.core.fields import BlindIndexField, EncryptedField
+from crm.core.bulk import DictInserter
 from crm.core.regions import selectors as regions
 
 from .models import (
@@ -194,69 +194,6 @@ def _tags() -> list[Tag]:
             Tag.objects.get_or_create(name=name)
         tags = list(Tag.objects.order_by("pk"))
     return tags
-
-
-class _Inserter:
-    """Multi-row INSERTs of plain value dicts into one model's table, without model instances.
-
-    Building 1,000,000 model instances and running them through the ORM's SQL compiler costs about
-    ten times the database's own time, so the rows are dicts of attribute names. Values still go
-    through the model's fields where a field transforms them: EncryptedField encrypts
-    (``get_db_prep_save``, the same code path as ``save()``), BlindIndexField computes its HMAC from
-    its source's plaintext (``compute``, as its ``pre_save`` does), date/time fields are adapted by
-    the backend; every other value is stored as given. Fields a row leaves out take their default.
-    """
-
-    def __init__(self, model):
-        self.model = model
-        self.connection = connection
-        ops = connection.ops
-        self.fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-        self.pk = model._meta.pk
-        self.converters = [self._converter(f, ops) for f in self.fields]
-        qn = ops.quote_name
-        self.columns = ", ".join(qn(f.column) for f in self.fields)
-        self.table = qn(model._meta.db_table)
-        self.placeholder = "(" + ", ".join(["%s"] * len(self.fields)) + ")"
-
-    def _converter(self, f, ops):
-        name = f.attname
-        default = f.get_default() if f.has_default() or f.null else ""
-        if isinstance(f, BlindIndexField):
-            source = f.source
-            return lambda row: f.compute(row.get(source) or "")
-        if isinstance(f, EncryptedField):
-            return lambda row: f.get_db_prep_save(row.get(name, default), connection)
-        if isinstance(f, models.DateTimeField):
-            return lambda row: ops.adapt_datetimefield_value(row.get(name, default))
-        if isinstance(f, models.DateField):
-            return lambda row: ops.adapt_datefield_value(row.get(name, default))
-        return lambda row: row.get(name, default)
-
-    def _chunk_size(self, rows: int) -> int:
-        size = self.connection.ops.bulk_batch_size(self.fields, [None] * min(rows, 100_000))
-        return max(1, min(size, 20_000))
-
-    def insert(self, rows: list[dict], *, returning: bool = False) -> list:
-        """Insert ``rows``; with ``returning`` give back their primary keys in the same order."""
-        converters = self.converters
-        values = [tuple(convert(row) for convert in converters) for row in rows]
-        ids: list = []
-        step = self._chunk_size(len(values))
-        with self.connection.cursor() as cursor:
-            for start in range(0, len(values), step):
-                chunk = values[start : start + step]
-                # Table and column names come from the model; every value is a parameter.
-                rows_sql = ", ".join([self.placeholder] * len(chunk))
-                sql = f"INSERT INTO {self.table} ({self.columns}) VALUES {rows_sql}"  # noqa: S608
-                params = [v for row in chunk for v in row]
-                if returning:
-                    returning_sql, returning_params = self.connection.ops.return_insert_columns([self.pk])
-                    cursor.execute(f"{sql} {returning_sql}", [*params, *returning_params])
-                    ids.extend(r[0] for r in self.connection.ops.fetch_returned_insert_rows(cursor))
-                else:
-                    cursor.execute(sql, params)
-        return ids
 
 
 class _Weighted:
@@ -424,12 +361,12 @@ def seed_customers_at_scale(
     )
     returns_ids = connection.features.can_return_rows_from_bulk_insert
     writers = {
-        "customers": _Inserter(Customer),
-        "phones": _Inserter(CustomerPhone),
-        "emails": _Inserter(CustomerEmail),
-        "accounts": _Inserter(PlatformAccount),
-        "tags": _Inserter(Customer.tags.through),
-        "tokens": _Inserter(CustomerSearchToken),
+        "customers": DictInserter(Customer),
+        "phones": DictInserter(CustomerPhone),
+        "emails": DictInserter(CustomerEmail),
+        "accounts": DictInserter(PlatformAccount),
+        "tags": DictInserter(Customer.tags.through),
+        "tokens": DictInserter(CustomerSearchToken),
     }
     result = ScaleResult()
     timings = dict.fromkeys(("build", "customers", "phones", "others", "tokens"), 0.0)

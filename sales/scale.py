@@ -44,8 +44,9 @@ from django.db import connection, reset_queries, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from crm.core.bulk import DictInserter
 from customers.models import Customer
-from customers.scale import _Inserter, _Weighted, mobile_for
+from customers.scale import _Weighted, mobile_for
 
 from .models import Channel, Order, OrderLine, OrderStatus, Product, ProductCategory
 
@@ -129,18 +130,6 @@ class OrderScaleResult:
     @property
     def rate(self) -> float:
         return self.orders / self.seconds if self.seconds else 0.0
-
-
-class _InserterWithIds(_Inserter):
-    """``customers.scale._Inserter`` that also writes the primary key the row carries as ``id``."""
-
-    def __init__(self, model):
-        super().__init__(model)
-        qn = self.connection.ops.quote_name
-        self.fields = [self.pk, *self.fields]
-        self.converters = [lambda row: row["id"], *self.converters]
-        self.columns = ", ".join(qn(f.column) for f in self.fields)
-        self.placeholder = "(" + ", ".join(["%s"] * len(self.fields)) + ")"
 
 
 def scale_products(*, count: int = PRODUCT_COUNT) -> tuple[list[Product], int]:
@@ -456,7 +445,7 @@ def seed_orders_at_scale(
     )
     index, times = index.tolist(), times.tolist()
     builder = _OrderBuilder(customers=customers, products=products, now=now, rng=random.Random(seed))  # noqa: S311
-    orders_writer, lines_writer = _InserterWithIds(Order), _Inserter(OrderLine)
+    orders_writer, lines_writer = DictInserter(Order, with_pk=True), DictInserter(OrderLine)
     timings["plan"] = time.perf_counter() - started
     if defer_indexes is None:
         defer_indexes = count >= DEFER_INDEXES_FROM

@@ -9,7 +9,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import connection, transaction
 from django.db.models import F, QuerySet
 
-from crm.core.bulk import insert_instances, insert_rows, update_instances
+from crm.core.bulk import DictInserter, insert_instances, insert_rows, update_instances
 from crm.core.fields import index_value
 from tests.factories import UserFactory
 from tests.testapp.models import Record
@@ -195,3 +195,44 @@ def test_equal_times_and_amounts_are_converted_once_per_insert():
     row.amount = Decimal("sNaN")
     with pytest.raises(Exception):  # noqa: B017, PT011 -- refused by the field, not by the memo
         convert_amount(row)
+
+
+def test_dict_inserter_writes_what_bulk_create_writes_and_returns_the_keys():
+    """Plain value dicts: encrypted and blind-indexed like saved instances, defaults filled."""
+    from django.utils import timezone
+
+    owner = UserFactory()
+    now = timezone.now()
+    rows = [
+        {
+            "name": f"客户{i}",
+            "phone": f"1381234{i:04d}",
+            "email": f"c{i}@example.com",
+            "note": "文三路",
+            "owner_id": owner.pk,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for i in range(5)
+    ]
+    ids = DictInserter(Record).insert(rows, returning=True)
+    assert len(ids) == 5
+    assert ids == sorted(ids)
+    theirs = records(owner)
+    Record.objects.bulk_create(theirs)
+    for mine, django_row in zip(raw_rows(ids), raw_rows([o.pk for o in theirs]), strict=True):
+        assert mine[1:7] == django_row[1:7]  # name, blind indexes, foreign keys
+        assert mine[7].startswith("v1$")
+    first = Record.objects.get(pk=ids[0])
+    assert (first.phone, first.email, first.note) == ("13812340000", "c0@example.com", "文三路")
+    assert DictInserter(Record).insert([]) == []
+
+
+def test_dict_inserter_with_keys_writes_the_rows_own_ids():
+    from django.utils import timezone
+
+    owner = UserFactory()
+    now = timezone.now()
+    row = {"id": 987_654, "name": "指定", "owner_id": owner.pk, "created_at": now, "updated_at": now}
+    assert DictInserter(Record, with_pk=True).insert([row]) == []
+    assert Record.objects.get(pk=987_654).name == "指定"

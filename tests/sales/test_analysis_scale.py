@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from crm.core.audit.models import AuditEntry
+from crm.core.bulk import DictInserter
 from crm.core.fields import sensitive_q
 from crm.core.regions.loader import ensure_loaded
 from customers import scale as customer_scale
@@ -97,7 +98,9 @@ def test_queries_grow_with_batches_not_rows(customers):
 
     small, small_total = inserts(1000)
     large, large_total = inserts(2000)
-    orders_per_statement = connection.ops.bulk_batch_size(scale._InserterWithIds(Order).fields, [None] * 1000)
+    orders_per_statement = connection.ops.bulk_batch_size(
+        DictInserter(Order, with_pk=True).fields, [None] * 1000
+    )
     assert small <= 2 * (1000 // orders_per_statement + 1)
     assert large <= 2 * small
     assert large_total - small_total == large - small  # nothing else grows with the rows

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from crm.core.audit.models import AuditAction
 from crm.core.audit.services import CHANGED, audit_record_many
+from crm.core.bulk import DictInserter
 
 from ...models import (
     Address,
@@ -33,7 +34,6 @@ from ...models import (
     Source,
     Stage,
 )
-from ...scale import _Inserter
 from .. import records, search
 from .parsing import ParsedRow, RowError, RowParser, service_errors
 
@@ -129,7 +129,7 @@ def _customer_values(actor, parser: RowParser, row: ParsedRow, scalars: dict, li
 def _insert_customers(rows: list[dict]) -> list[int]:
     """Insert the customers' rows; their new primary keys in the same order."""
     if _bulk_returns_ids():
-        return _Inserter(Customer).insert(rows, returning=True)
+        return DictInserter(Customer).insert(rows, returning=True)
     ids = []
     for values in rows:  # MySQL (not MariaDB) cannot return the new keys of a multi-row insert
         customer = Customer(**{k: v for k, v in values.items() if k not in ("created_at", "updated_at")})
@@ -142,7 +142,7 @@ def bulk_write(actor, parser: RowParser, valid: list[Valid]) -> list[int]:
     """Insert the customers of ``valid`` with their related rows, fingerprints and audit entries;
     returns their primary keys. Call inside a transaction (a DatabaseError leaves it to roll back).
 
-    Rows go in as plain values through ``customers.scale._Inserter`` (multi-row INSERTs that still
+    Rows go in as plain values through ``crm.core.bulk.DictInserter`` (multi-row INSERTs that still
     encrypt and blind-index through the model fields) rather than model instances and
     ``bulk_create``, whose per-object SQL compilation cost more than the database's own work.
     """
@@ -194,7 +194,7 @@ def bulk_write(actor, parser: RowParser, valid: list[Valid]) -> list[int]:
             )
     for model, rows in related.items():
         if rows:
-            _Inserter(model).insert(rows)
+            DictInserter(model).insert(rows)
     label, create = Customer._meta.label_lower, AuditAction.CREATE.value
     audit_record_many(
         {
