@@ -42,11 +42,14 @@ def test_analysis_pages_fit_every_width(device, open_page, make_user):
         ("overview", "/sales/analysis/"),
         ("rule-form", "/sales/analysis/rules/new/"),
         ("customer-tab", f"/customers/{customer.pk}/?tab=analysis"),
+        ("customers-by-segment", f"/customers/?segment={segment}&churn_risk=no"),
     ]:
         page.goto(url)
         assert_no_horizontal_overflow(page)
         if name == "customer-tab":
             assert page.locator(f'[data-segment="{segment}"]').count() == 1
+        if name == "customers-by-segment":  # the list read through the analysis' index
+            assert page.get_by_text(customer.name).count() >= 1
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"analysis-{name}-{device}.png"), full_page=True)
 
