@@ -321,9 +321,14 @@ class CustomerResults:
     counted: QuerySet
     count_cap: int = COUNT_CAP
     broad_search: bool = False
+    #: A broad search read by walking the list's index: the same rows as a subquery, for when the
+    #: count finds few of them (other filters narrowed it), so the walk would pass many rows per match.
+    rows_if_few: QuerySet | None = None
 
     def paginator(self, per_page: int) -> CappedPaginator:
-        return CappedPaginator(self.rows, per_page, cap=self.count_cap, count_list=self.counted)
+        return CappedPaginator(
+            self.rows, per_page, cap=self.count_cap, count_list=self.counted, few_list=self.rows_if_few
+        )
 
 
 def customer_results_for_user(
@@ -342,14 +347,17 @@ def customer_results_for_user(
     search = resolve_search(data.get("q", ""))
     rows = counted = base
     broad = search is not None and search.broad_name
+    scan = broad and scans_in_order(ordering)
     if search is not None:
-        rows = base.filter(search.q(scan=broad and scans_in_order(ordering)))
+        rows = base.filter(search.q(scan=scan))
         counted = base.filter(search.q())
+    columns = columns if columns is not None else list(COLUMNS)
     return CustomerResults(
-        rows=with_columns(rows.order_by(*ordering), columns if columns is not None else list(COLUMNS)),
+        rows=with_columns(rows.order_by(*ordering), columns),
         counted=counted.order_by(),
         count_cap=BROAD_COUNT_CAP if broad else COUNT_CAP,
         broad_search=broad,
+        rows_if_few=with_columns(counted.order_by(*ordering), columns) if scan else None,
     )
 
 
@@ -377,12 +385,22 @@ class CappedPaginator(Paginator):
     the pages beyond stay unreachable: narrow the filter.
     """
 
-    def __init__(self, object_list, per_page, *, cap: int = COUNT_CAP, count_list=None, **kwargs):
+    def __init__(
+        self, object_list, per_page, *, cap: int = COUNT_CAP, count_list=None, few_list=None, **kwargs
+    ):
         super().__init__(object_list, per_page, **kwargs)
         self.cap = cap
         self.capped = False
         # The same rows in the shape that counts fastest (see customer_results_for_user).
         self.count_list = count_list if count_list is not None else object_list
+        # The same rows in the shape that reads them fastest when the count stays under the cap.
+        self.few_list = few_list
+
+    def page(self, number):
+        number = self.validate_number(number)  # counts
+        if self.few_list is not None and not self.capped:
+            self.object_list = self.few_list
+        return super().page(number)
 
     @cached_property
     def count(self) -> int:

@@ -70,6 +70,26 @@ class TestBroadSearchShape:
         counted = str(results.counted.query).lower()
         assert " in (select" in counted  # the count reads the token table as a subquery
 
+    def test_a_page_of_few_matches_reads_them_as_a_subquery(self, rep, zhangs, broad):
+        """Other filters leave fewer matches than the count's cap: walking the list's index would
+        pass many rows per match, so the page reads the matches and sorts them instead."""
+        picked = [zhangs["mine"][1].pk, zhangs["mine"][4].pk]
+        narrowed = {"q": "张", "id": ",".join(map(str, picked))}
+        for filters, few in ((narrowed, True), ({"q": "张"}, False)):
+            results = selectors.customer_results_for_user(user=rep, filters=filters, columns=["name"])
+            paginator = results.paginator(25)
+            with CaptureQueriesContext(connection) as queries:
+                page = paginator.get_page(1)
+                names = [c.name for c in page.object_list]
+            page_sql = queries.captured_queries[-1]["sql"].lower()
+            assert (" in (select" in page_sql) is few
+            assert ("limit 1" in page_sql) is not few
+            assert paginator.capped is not few
+            if few:
+                assert names == ["张五", "张二"]  # newest first, as the walk would give
+            else:
+                assert names == ["张六", "张五", "张四"]  # up to the cap of the count
+
     @pytest.mark.parametrize("sort", ["", "created_at", "-updated_at", "last_follow_up_at", "-last_order_at"])
     def test_date_sorts_scan(self, sort):
         assert selectors.scans_in_order(selectors.ordering_for(sort))
