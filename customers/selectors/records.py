@@ -36,7 +36,7 @@ costs about a second on 1,000,000 customers, so the list page treats it differen
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from django.core.paginator import Paginator
@@ -321,13 +321,14 @@ class CustomerResults:
     counted: QuerySet
     count_cap: int = COUNT_CAP
     broad_search: bool = False
-    #: A broad search read by walking the list's index: the same rows as a subquery, for when the
-    #: count finds few of them (other filters narrowed it), so the walk would pass many rows per match.
-    rows_if_few: QuerySet | None = None
+    #: A broad search read by walking the list's index: the page's rows given the ids the count found,
+    #: for when it finds fewer than its cap (other filters narrowed the search), so that the walk
+    #: would pass many rows per match.
+    rows_for_ids: Callable[[list[int]], QuerySet] | None = None
 
     def paginator(self, per_page: int) -> CappedPaginator:
         return CappedPaginator(
-            self.rows, per_page, cap=self.count_cap, count_list=self.counted, few_list=self.rows_if_few
+            self.rows, per_page, cap=self.count_cap, count_list=self.counted, rows_for_ids=self.rows_for_ids
         )
 
 
@@ -352,12 +353,17 @@ def customer_results_for_user(
         rows = base.filter(search.q(scan=scan))
         counted = base.filter(search.q())
     columns = columns if columns is not None else list(COLUMNS)
+
+    def rows_for_ids(ids: list[int]) -> QuerySet:
+        # The ids come from ``counted``: the user's scope and every filter are already applied.
+        return with_columns(Customer.objects.filter(pk__in=ids).order_by(*ordering), columns)
+
     return CustomerResults(
         rows=with_columns(rows.order_by(*ordering), columns),
         counted=counted.order_by(),
         count_cap=BROAD_COUNT_CAP if broad else COUNT_CAP,
         broad_search=broad,
-        rows_if_few=with_columns(counted.order_by(*ordering), columns) if scan else None,
+        rows_for_ids=rows_for_ids if scan else None,
     )
 
 
@@ -386,24 +392,31 @@ class CappedPaginator(Paginator):
     """
 
     def __init__(
-        self, object_list, per_page, *, cap: int = COUNT_CAP, count_list=None, few_list=None, **kwargs
+        self, object_list, per_page, *, cap: int = COUNT_CAP, count_list=None, rows_for_ids=None, **kwargs
     ):
         super().__init__(object_list, per_page, **kwargs)
         self.cap = cap
         self.capped = False
         # The same rows in the shape that counts fastest (see customer_results_for_user).
         self.count_list = count_list if count_list is not None else object_list
-        # The same rows in the shape that reads them fastest when the count stays under the cap.
-        self.few_list = few_list
+        # With ``rows_for_ids``, the count reads the ids (at most cap + 1) and, when they stay under
+        # the cap, the page is read from them: ``rows_for_ids(ids)``.
+        self.rows_for_ids = rows_for_ids
+        self._found_ids: list | None = None
 
     def page(self, number):
         number = self.validate_number(number)  # counts
-        if self.few_list is not None and not self.capped:
-            self.object_list = self.few_list
+        if self._found_ids is not None and not self.capped:
+            self.object_list = self.rows_for_ids(self._found_ids)
         return super().page(number)
 
     @cached_property
     def count(self) -> int:
-        found = self.count_list.order_by()[: self.cap + 1].count()
+        limited = self.count_list.order_by()[: self.cap + 1]
+        if self.rows_for_ids is not None:
+            self._found_ids = list(limited.values_list("pk", flat=True))
+            found = len(self._found_ids)
+        else:
+            found = limited.count()
         self.capped = found > self.cap
         return min(found, self.cap)
