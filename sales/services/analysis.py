@@ -58,6 +58,7 @@ from django.utils.translation import gettext_lazy
 
 from crm.core.audit.models import AuditAction
 from crm.core.audit.services import audit_record
+from crm.core.bulk import insert_instances
 from crm.core.jobs.models import Job
 from crm.core.jobs.registry import register_job_kind
 from crm.core.jobs.services import job_create
@@ -332,7 +333,7 @@ def refresh_customers(customer_ids, *, busy: list[int] | None = None) -> dict[in
     if to_update:  # delete and insert: cheaper than an UPDATE per row or one CASE per column
         CustomerMetrics.objects.filter(customer_id__in=[m.customer_id for m in to_update]).delete()
     if to_update or to_create:
-        CustomerMetrics.objects.bulk_create(to_update + to_create, batch_size=500)
+        insert_instances(CustomerMetrics, to_update + to_create)
     gone = [pk for pk, metrics in result.items() if metrics is None]
     if gone:
         CustomerMetrics.objects.filter(customer_id__in=gone).delete()
