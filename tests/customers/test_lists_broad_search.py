@@ -70,7 +70,7 @@ class TestBroadSearchShape:
         counted = str(results.counted.query).lower()
         assert " in (select" in counted  # the count reads the token table as a subquery
 
-    def test_a_page_of_few_matches_reads_them_as_a_subquery(self, rep, zhangs, broad):
+    def test_a_page_of_few_matches_is_read_from_the_ids_the_count_found(self, rep, zhangs, broad):
         """Other filters leave fewer matches than the count's cap: walking the list's index would
         pass many rows per match, so the page reads the ids the count found and sorts them."""
         picked = [zhangs["mine"][1].pk, zhangs["mine"][4].pk]
