@@ -338,17 +338,17 @@ def customer_results_for_user(
     """The list page's customers: as ``customer_list_for_user``, with the search resolved once and
     shaped for paging (see the module docstring for broad name searches)."""
     data = _as_querydict(filters)
-    ordering = ordering_for(data.get("sort"))
+    list_ordering = ordering = ordering_for(data.get("sort"))
     filterset = customer_filterset_for_user(
-        user=user, filters=data, metrics_order=ordering in METRICS_ORDERING
+        user=user, filters=data, metrics_order=list_ordering in METRICS_ORDERING
     )
     base = filterset.qs
     if filterset.joins_metrics:
-        ordering = METRICS_ORDERING[ordering]
+        ordering = METRICS_ORDERING[list_ordering]  # the same order, read from the analysis' index
     search = resolve_search(data.get("q", ""))
     rows = counted = base
     broad = search is not None and search.broad_name
-    scan = broad and scans_in_order(ordering)
+    scan = broad and scans_in_order(list_ordering)
     if search is not None:
         rows = base.filter(search.q(scan=scan))
         counted = base.filter(search.q())
@@ -356,7 +356,7 @@ def customer_results_for_user(
 
     def rows_for_ids(ids: list[int]) -> QuerySet:
         # The ids come from ``counted``: the user's scope and every filter are already applied.
-        return with_columns(Customer.objects.filter(pk__in=ids).order_by(*ordering), columns)
+        return with_columns(Customer.objects.filter(pk__in=ids).order_by(*list_ordering), columns)
 
     return CustomerResults(
         rows=with_columns(rows.order_by(*ordering), columns),

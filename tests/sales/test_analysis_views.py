@@ -529,3 +529,22 @@ def test_migration_copies_the_creation_time_of_existing_rows(rep, lapsed_by_age)
     migration.copy_created_at(apps, SimpleNamespace(connection=connection))  # what it reads of the editor
     rows = CustomerMetrics.objects.values_list("customer_created_at", "customer__created_at")
     assert all(copied == created is not None for copied, created in rows)
+
+
+def test_a_broad_search_within_a_segment_walks_the_analysis_index(rep, monkeypatch):
+    """A broad name (one common character) and a segment: the page is read in order from the
+    analysis' index and each customer tested for the name (no sort of every match)."""
+    from customers.selectors import records
+
+    for name, days in (("张甲", 30), ("张乙", 10), ("张丙", 20), ("李丁", 5)):
+        order_row(created_days_ago(CustomerFactory(owner=rep, name=name), days), days_ago=400, total="20")
+    analysis.analysis_run_full()
+    segment = Customer.objects.get(name="张甲").metrics.segment
+    monkeypatch.setattr(records, "NAME_MATCH_LIMIT", 1)  # "张" is broad here
+    monkeypatch.setattr(records, "BROAD_COUNT_CAP", 2)  # and its count capped: the page walks
+    results = records.customer_results_for_user(user=rep, filters={"q": "张", "segment": segment})
+    assert results.broad_search is True
+    sql = str(results.rows.query).lower()
+    assert "limit 1" in sql  # the per-customer name test
+    assert "order by `customers_customermetrics`.`customer_created_at` desc" in sql.replace('"', "`")
+    assert [c.name for c in results.rows] == ["张乙", "张丙", "张甲"]
