@@ -20,7 +20,6 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ImproperlyConfigured
 from django.db import models, transaction
 from django.db.models.fields.files import FieldFile
 from django.utils import timezone
@@ -292,51 +291,35 @@ def _new_entry(
         object_id = object_id or ("" if obj.pk is None else str(obj.pk))
         object_repr = object_repr or str(obj)
     actor, actor_repr = resolved_actor
-    # Positional, in the fields' order (_ENTRY_ATTNAMES): Model.__init__ with keyword arguments
-    # cost more than the rest of an import's audit entry.
-    entry = AuditEntry(
-        None,  # seq
-        None,  # created_at
-        None if actor is None else actor.pk,
-        actor_repr[:150],
-        action,
-        str(object_type)[:100],
-        str(object_id)[:64],
-        str(object_repr)[:255],
-        jsonable(changes or {}),
-        str(message),
-        clean_ip(ip if ip is not None else ctx.ip),
-        str(user_agent if user_agent is not None else ctx.user_agent)[:300],
-        str(request_id if request_id is not None else ctx.request_id)[:64],
-        "",  # prev_hash
-        "",  # entry_hash
-    )
+    values = {
+        "seq": None,
+        "created_at": None,
+        "actor_id": None if actor is None else actor.pk,
+        "actor_repr": actor_repr[:150],
+        "action": action,
+        "object_type": str(object_type)[:100],
+        "object_id": str(object_id)[:64],
+        "object_repr": str(object_repr)[:255],
+        "changes": jsonable(changes or {}),
+        "message": str(message),
+        "ip": clean_ip(ip if ip is not None else ctx.ip),
+        "user_agent": str(user_agent if user_agent is not None else ctx.user_agent)[:300],
+        "request_id": str(request_id if request_id is not None else ctx.request_id)[:64],
+        "prev_hash": "",
+        "entry_hash": "",
+    }
+    # Positional, in the fields' order: Model.__init__ with keyword arguments cost more than the
+    # rest of an import's audit entry. A field added to the model without a value here is a KeyError.
+    entry = AuditEntry(*[values[name] for name in _ENTRY_ATTNAMES])
     if actor is not None:
         _ACTOR_FIELD.set_cached_value(entry, actor)
     return entry
 
 
-_ENTRY_ATTNAMES = (
-    "seq",
-    "created_at",
-    "actor_id",
-    "actor_repr",
-    "action",
-    "object_type",
-    "object_id",
-    "object_repr",
-    "changes",
-    "message",
-    "ip",
-    "user_agent",
-    "request_id",
-    "prev_hash",
-    "entry_hash",
-)
-if tuple(f.attname for f in AuditEntry._meta.concrete_fields) != _ENTRY_ATTNAMES:  # pragma: no cover
-    raise ImproperlyConfigured("AuditEntry's fields changed: update _new_entry and _ENTRY_ATTNAMES")
+_ENTRY_ATTNAMES = tuple(f.attname for f in AuditEntry._meta.concrete_fields)
 _ACTOR_FIELD = AuditEntry._meta.get_field("actor")
 _ENTRY_FIELD_NAMES = [f.name for f in AuditEntry._meta.concrete_fields]
+_CREATED_AT, _CHANGES = _ENTRY_ATTNAMES.index("created_at"), _ENTRY_ATTNAMES.index("changes")
 
 
 def audit_record_many(entries: Iterable[dict]) -> list[AuditEntry]:
@@ -393,28 +376,13 @@ def _insert_entries(entries: list[AuditEntry], changes_json: list[str], now) -> 
     if connection.vendor not in ("sqlite", "mysql"):
         insert_instances(AuditEntry, entries, batch_size=AUDIT_BULK_BATCH)
         return
-    ops = connection.ops
-    created_at = ops.adapt_datetimefield_value(now)
-    rows = [
-        (
-            e.seq,
-            created_at,
-            e.actor_id,
-            e.actor_repr,
-            e.action,
-            e.object_type,
-            e.object_id,
-            e.object_repr,
-            changes,
-            e.message,
-            e.ip,
-            e.user_agent,
-            e.request_id,
-            e.prev_hash,
-            e.entry_hash,
-        )
-        for e, changes in zip(entries, changes_json, strict=True)
-    ]
+    created_at = connection.ops.adapt_datetimefield_value(now)
+    rows = []
+    for entry, changes in zip(entries, changes_json, strict=True):
+        values = entry.__dict__
+        row = [values[name] for name in _ENTRY_ATTNAMES]
+        row[_CREATED_AT], row[_CHANGES] = created_at, changes
+        rows.append(row)
     insert_rows(AuditEntry, _ENTRY_FIELD_NAMES, rows, batch_size=AUDIT_BULK_BATCH)
     for entry in entries:
         entry._state.adding = False
