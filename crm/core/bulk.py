@@ -16,6 +16,8 @@ needs something this does not do (database defaults, custom placeholders), it ca
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.db import connections, models, router, transaction
 
 #: Fields whose ``get_db_prep_save`` returns a str, int or bool value unchanged.
@@ -116,39 +118,24 @@ def _is_custom(field) -> bool:
 
 
 def _insert(connection, model, objs: list, fields: list, batch_size: int, *, returning: bool) -> None:
-    ops = connection.ops
-    quote = ops.quote_name
     converters = [_converter(f, connection) for f in fields]
-    columns = ", ".join(quote(f.column) for f in fields)
-    placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    size = max(1, min(batch_size, ops.bulk_batch_size(fields, objs)))
-    returning_fields = model._meta.db_returning_fields if returning else []
-    suffix, suffix_params = ops.return_insert_columns(returning_fields) if returning else ("", ())
-    table = quote(model._meta.db_table)
-    with connection.cursor() as cursor:
-        for start in range(0, len(objs), size):
-            chunk = objs[start : start + size]
-            params = [convert(obj) for obj in chunk for convert in converters]
-            values = ", ".join([placeholders] * len(chunk))
-            # Table and column names come from the model; every value is a parameter.
-            sql = f"INSERT INTO {table} ({columns}) VALUES {values} {suffix}"  # noqa: S608
-            cursor.execute(sql, [*params, *suffix_params])
-            if returning:
-                rows = cursor.fetchall()
-                if len(rows) != len(chunk):
-                    raise RuntimeError(f"{model._meta.label}: {len(rows)} keys for {len(chunk)} rows")
-                for obj, row in zip(chunk, rows, strict=True):
-                    for field, value in zip(returning_fields, row, strict=True):
-                        setattr(obj, field.attname, value)
+    rows = [[convert(obj) for convert in converters] for obj in objs]
+    returning_fields = model._meta.db_returning_fields if returning else ()
+    names = [f.name for f in fields]
+    returned = insert_rows(model, names, rows, batch_size=batch_size, returning=returning_fields)
+    for obj, row in zip(objs, returned, strict=False):
+        for field, value in zip(returning_fields, row, strict=True):
+            setattr(obj, field.attname, value)
 
 
 def insert_rows(
-    model, fields: list[str], rows: list[tuple], *, batch_size: int = 500, returning: bool = False
-) -> list:
-    """INSERT ``rows``, tuples of database values (already what the backend takes: converted,
+    model, fields: list[str], rows: list, *, batch_size: int = 500, returning: Sequence = ()
+) -> list[tuple]:
+    """INSERT ``rows``, sequences of database values (already what the backend takes: converted,
     encrypted, serialised) for the model fields named ``fields``, ``batch_size`` rows per statement.
     For a caller that builds the values itself, as the audit ledger's batch append does. With
-    ``returning``, the new primary keys in the rows' order (on databases that return them)."""
+    ``returning`` (model fields, such as the primary key), their new values, a tuple per row in the
+    rows' order (on databases that return them)."""
     if not rows:
         return []
     connection = connections[router.db_for_write(model)]
@@ -160,8 +147,8 @@ def insert_rows(
     placeholders = "(" + ", ".join(["%s"] * len(concrete)) + ")"
     size = max(1, min(batch_size, ops.bulk_batch_size(concrete, rows)))
     table = quote(opts.db_table)
-    suffix, suffix_params = ops.return_insert_columns([opts.pk]) if returning else ("", ())
-    ids: list = []
+    suffix, suffix_params = ops.return_insert_columns(list(returning)) if returning else ("", ())
+    returned: list[tuple] = []
     with connection.cursor() as cursor:
         for start in range(0, len(rows), size):
             chunk = rows[start : start + size]
@@ -172,8 +159,11 @@ def insert_rows(
                 [*(value for row in chunk for value in row), *suffix_params],
             )
             if returning:
-                ids.extend(row[0] for row in ops.fetch_returned_insert_rows(cursor))
-    return ids
+                new = ops.fetch_returned_insert_rows(cursor)
+                if len(new) != len(chunk):
+                    raise RuntimeError(f"{opts.label}: {len(new)} keys for {len(chunk)} rows")
+                returned.extend(tuple(row) for row in new)
+    return returned
 
 
 class DictInserter:
@@ -220,7 +210,8 @@ class DictInserter:
         converters = self.converters
         values = [tuple(convert(row) for convert in converters) for row in rows]
         names = [f.name for f in self.fields]
-        return insert_rows(self.model, names, values, batch_size=20_000, returning=returning)
+        pk = [self.model._meta.pk] if returning else ()
+        return [row[0] for row in insert_rows(self.model, names, values, batch_size=20_000, returning=pk)]
 
 
 def update_instances(model, objs: list, fields: list[str]) -> None:
