@@ -274,26 +274,30 @@ def refresh_customers(customer_ids, *, busy: list[int] | None = None) -> dict[in
     from .analysis_rules import active_rules, auto_tag_rules_apply_customer
 
     ids = sorted({int(pk) for pk in customer_ids})
-    if busy is not None and ids and connection.features.has_select_for_update_skip_locked:
+    if not ids:
+        return {}
+    free = None
+    if busy is not None and connection.features.has_select_for_update_skip_locked:
         free = set(
             Customer.objects.select_for_update(skip_locked=True)
             .filter(pk__in=ids)
             .order_by("pk")
             .values_list("pk", flat=True)
         )
-        held = set(Customer.objects.filter(pk__in=ids).exclude(pk__in=free).values_list("pk", flat=True))
-        busy.extend(sorted(held))
-        ids = [pk for pk in ids if pk not in held]
-    if not ids:
-        return {}
     existing_customers, created, with_metrics = {}, {}, set()
     for pk, last_order_at, created_at, metrics_pk in Customer.objects.filter(pk__in=ids).values_list(
         "pk", "last_order_at", "created_at", "metrics__pk"
     ):
+        if free is not None and pk not in free:
+            busy.append(pk)  # held by another transaction: left for a later try
+            continue
         existing_customers[pk] = last_order_at
         created[pk] = created_at
         if metrics_pk is not None:
             with_metrics.add(pk)
+    if free is not None:
+        busy.sort()
+        ids = [pk for pk in ids if pk in existing_customers]
     figures = {
         row["customer_id"]: row
         for row in _counted_orders()
