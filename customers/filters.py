@@ -192,14 +192,15 @@ class CustomerFilter(django_filters.FilterSet):
         In the list's creation order the analysis is joined: its indexes (segment or churn risk,
         then the customer's creation time) hold the page in order, whatever the selection's size,
         and only the page's customers are looked up (``joins_metrics``: the caller sorts by
-        ``METRICS_ORDERING``). Other orders go through ``_metrics_filter`` below.
+        ``METRICS_ORDERING``). Other orders go through ``_metrics_filter_any_order``.
         """
         if self.metrics_order:
             self.joins_metrics = True
             lookup = f"metrics__{field}__in" if isinstance(value, list) else f"metrics__{field}"
             return queryset.filter(**{lookup: value})
         lookup = f"{field}__in" if isinstance(value, list) else field
-        return _metrics_filter(queryset, field, value, CustomerMetrics.objects.filter(**{lookup: value}))
+        matching = CustomerMetrics.objects.filter(**{lookup: value})
+        return _metrics_filter_any_order(queryset, field, value, matching)
 
     def filter_created_from(self, queryset, name, value):
         return queryset.filter(created_at__gte=_day_start(value))
@@ -242,7 +243,7 @@ METRICS_ORDERING = {
 DENSE_METRICS_FROM = 20_000
 
 
-def _metrics_filter(queryset: QuerySet, field: str, value, matching: QuerySet) -> QuerySet:
+def _metrics_filter_any_order(queryset: QuerySet, field: str, value, matching: QuerySet) -> QuerySet:
     """Customers whose analysis (CustomerMetrics) has ``field`` equal to (or, for a list, in) ``value``.
 
     At 1,000,000 customers, ``pk IN (metrics subquery)`` makes MariaDB join every matching metrics row

@@ -212,6 +212,7 @@ def run_import(
 
 #: How many times a batch is written when the database keeps choosing it as a deadlock victim.
 BATCH_ATTEMPTS = 5
+DEADLOCK = 1213  # MySQL/MariaDB ER_LOCK_DEADLOCK
 
 
 def _write_batch(writer: BatchWriter, groups) -> None:
@@ -243,9 +244,6 @@ def _rolled_back(exc: Exception) -> bool:
     if isinstance(exc, BatchRolledBackError):
         return True
     return bool(exc.args) and exc.args[0] == DEADLOCK
-
-
-DEADLOCK = 1213  # ER_LOCK_DEADLOCK
 
 
 def _run_batches(table, parser: RowParser, writer: BatchWriter, report: ImportReport, limit, progress, total):
